@@ -1,0 +1,79 @@
+"""Builds the command line from the domains' commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from portcullis import __version__
+from portcullis.accounts import cli as accounts_cli
+from portcullis.core import migrate
+from portcullis.core.output import command, emit, err, out
+from portcullis.core.runtime import Runtime
+from portcullis.inventory import cli as inventory_cli
+
+app = typer.Typer(
+    name="portcullis",
+    help="Keep, and prove, systems and security access protocols (MiCA Art. 14(1)(d)).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(accounts_cli.app, name="user")
+app.command("login")(accounts_cli.login)
+inventory_cli.register(app)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version")] = False) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+
+
+@db_app.command("upgrade")
+@command
+def db_upgrade() -> None:
+    """Bring the database schema up to this version of Portcullis."""
+    rt = Runtime.build()
+    before = migrate.current_revision(rt.engine)
+    migrate.upgrade(rt.engine)
+    after = migrate.current_revision(rt.engine)
+    out.print(f"Schema: {before or 'empty'} -> {after}")
+
+
+@db_app.command("current")
+@command
+def db_current(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show the schema revision of the database and the one this code needs."""
+    rt = Runtime.build()
+    cur, head = migrate.current_revision(rt.engine), migrate.head_revision(rt.engine)
+    emit({"database": cur, "code": head, "up_to_date": cur == head}, as_json)
+
+
+@app.command("serve")
+@command
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+) -> None:
+    """Serve the web UI and the REST API."""
+    import uvicorn
+
+    from portcullis.app import create_app
+
+    rt = Runtime.build()
+    migrate.ensure_current(rt.engine)  # refuse before binding, with the command that fixes it
+    h, p = host or rt.settings.host, port or rt.settings.port
+    err.print(f"Portcullis {__version__} on http://{h}:{p}/  (database: {_safe_url(rt)})")
+    uvicorn.run(create_app(rt), host=h, port=p, log_level="info", proxy_headers=False)
+
+
+def _safe_url(rt: Runtime) -> str:
+    return rt.engine.url.render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()

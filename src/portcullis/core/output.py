@@ -1,0 +1,66 @@
+"""CLI output: a Rich table for people, JSON for scripts, errors with meaningful exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from portcullis.core.canonical import jsonable
+from portcullis.core.errors import PortcullisError
+
+out = Console()
+err = Console(stderr=True)
+
+
+def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None, title: str | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
+        return
+    if isinstance(data, list):
+        cols = list(columns or (data[0].keys() if data else []))
+        table = Table(title=title)
+        for c in cols:
+            table.add_column(c)
+        for row in data:
+            table.add_row(*["" if row.get(c) is None else str(jsonable(row.get(c))) for c in cols])
+        out.print(table)
+        return
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if columns is None or k in columns:
+                out.print(f"[bold]{k}[/bold]: {jsonable(v)}", highlight=False)
+        return
+    out.print(str(data), highlight=False)
+
+
+def fail(exc: PortcullisError) -> NoReturn:
+    err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn domain errors into a message on stderr and the error's exit code."""
+    try:
+        yield
+    except PortcullisError as exc:
+        fail(exc)
+
+
+def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator form of reported() for Typer commands."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with reported():
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,62 @@
+"""Platform roles and the one permission table the API, CLI and pages consult."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SECURITY_OFFICER = "security_officer"
+    APPROVER = "approver"
+    REVIEWER = "reviewer"
+    KEY_CUSTODIAN = "key_custodian"
+    AUDITOR = "auditor"
+    MANAGEMENT_BODY = "management_body"
+    STAFF = "staff"
+
+
+# Roles that can change access, keys or certificates must use MFA (DESIGN.md).
+MFA_REQUIRED = frozenset(
+    {Role.ADMIN, Role.SECURITY_OFFICER, Role.APPROVER, Role.KEY_CUSTODIAN}
+)
+
+
+class Permission(StrEnum):
+    INVENTORY_READ = "inventory.read"
+    INVENTORY_WRITE = "inventory.write"
+    ORGANISATION_WRITE = "organisation.write"
+    USERS_READ = "users.read"
+    USERS_MANAGE = "users.manage"
+    AUDIT_READ = "audit.read"
+    EVIDENCE_EXPORT = "evidence.export"
+    SELF = "self"  # own profile, own MFA, own tokens
+
+
+_ALL_READ = {Permission.INVENTORY_READ, Permission.SELF}
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.SECURITY_OFFICER: frozenset(
+        _ALL_READ
+        | {
+            Permission.INVENTORY_WRITE,
+            Permission.ORGANISATION_WRITE,
+            Permission.USERS_READ,
+            Permission.AUDIT_READ,
+            Permission.EVIDENCE_EXPORT,
+        }
+    ),
+    Role.APPROVER: frozenset(_ALL_READ),
+    Role.REVIEWER: frozenset(_ALL_READ),
+    Role.KEY_CUSTODIAN: frozenset(_ALL_READ),
+    Role.AUDITOR: frozenset(
+        _ALL_READ | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.EVIDENCE_EXPORT}
+    ),
+    Role.MANAGEMENT_BODY: frozenset(_ALL_READ | {Permission.AUDIT_READ}),
+    Role.STAFF: frozenset({Permission.SELF}),
+}
+
+
+def allowed(role: Role, permission: Permission) -> bool:
+    return permission in PERMISSIONS[role]

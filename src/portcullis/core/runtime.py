@@ -1,0 +1,40 @@
+"""The running instance: settings, engine, session factory and clock, built once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from portcullis.core.clock import Clock, SystemClock
+from portcullis.core.context import Context, Principal
+from portcullis.core.db import engine_for, session_factory, transaction
+from portcullis.core.settings import Settings, get_settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    clock: Clock = field(default_factory=SystemClock)
+
+    @classmethod
+    def build(cls, settings: Settings | None = None, clock: Clock | None = None) -> Runtime:
+        settings = settings or get_settings()
+        engine = engine_for(settings)
+        return cls(settings, engine, session_factory(engine), clock or SystemClock())
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with transaction(self.factory) as s:
+            yield s
+
+    @contextmanager
+    def work(self, principal: Principal) -> Iterator[Context]:
+        """One unit of work as `principal`: the change and its audit record commit together."""
+        with transaction(self.factory) as s:
+            yield Context(s, principal, self.clock)

@@ -1,0 +1,40 @@
+"""Runtime configuration, read from PORTCULLIS_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTCULLIS_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    # Empty means the embedded SQLite database inside data_dir.
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Cookies are marked Secure; browsers accept that on http://localhost and
+    # 127.0.0.1, so this only needs turning off behind odd reverse proxies.
+    cookie_secure: bool = True
+    session_hours: int = Field(default=8, ge=1, le=24 * 7)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lock_minutes: int = Field(default=15, ge=1)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'portcullis.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

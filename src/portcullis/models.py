@@ -1,0 +1,10 @@
+"""Every domain's tables, imported so that metadata (and Alembic) sees them all."""
+
+from portcullis.accounts import models as accounts_models
+from portcullis.core.db import Base
+from portcullis.inventory import models as inventory_models
+from portcullis.ledger import models as ledger_models
+
+metadata = Base.metadata
+
+__all__ = ["accounts_models", "inventory_models", "ledger_models", "metadata"]
