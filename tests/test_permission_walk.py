@@ -19,7 +19,7 @@ PUBLIC = {"/api/v1/health"}
 
 def _permission_of(route: APIRoute) -> Permission | None:
     found = [
-        d.call.permission  # type: ignore[union-attr]
+        d.call.permission
         for d in route.dependant.dependencies
         if d.call is not None and hasattr(d.call, "permission")
     ]
@@ -29,7 +29,7 @@ def _permission_of(route: APIRoute) -> Permission | None:
 
 class _Op:
     def __init__(self, path: str, route: APIRoute) -> None:
-        self.path, self.route, self.methods = path, route, route.methods
+        self.path, self.route, self.methods = path, route, set(route.methods or ())
 
 
 def _walk(routes: list[Any], prefix: str) -> list[_Op]:

@@ -98,7 +98,7 @@ def list_tokens(actor: Annotated[Actor, Depends(require(Permission.SELF))]) -> l
 def create_token(body: TokenIn, actor: Annotated[Actor, Depends(require(Permission.SELF))]) -> TokenCreated:
     with actor.work() as ctx:
         tok, plain = service.create_api_token(ctx, body.name, body.scopes, body.days)
-        return TokenCreated(**service.token_view(tok), token=plain)  # type: ignore[arg-type]
+        return TokenCreated(**service.token_view(tok), token=plain)
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)

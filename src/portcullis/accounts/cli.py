@@ -21,7 +21,7 @@ from portcullis.core.runtime import Runtime
 
 app = typer.Typer(help="Platform users, MFA and API tokens.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-CLI_TOKEN_FILE = "cli-token"
+CLI_TOKEN_FILE = "cli-token"  # noqa: S105 - a file name, not a secret
 
 
 def runtime() -> Runtime:

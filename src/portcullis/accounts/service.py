@@ -30,7 +30,7 @@ from portcullis.core.settings import Settings
 from portcullis.ledger.service import record_change
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-TOKEN_PREFIX = "pc_"
+TOKEN_PREFIX = "pc_"  # noqa: S105 - a public prefix, not a secret
 MAX_TOKEN_DAYS = 365
 
 
@@ -300,7 +300,8 @@ def end_session(session: Session, clock: Clock, token: str) -> None:
         ws.ended_at = clock.now()
         user = session.get(User, ws.user_id)
         if user is not None:
-            record_change(Context(session, principal_for(user, "web", ws.mfa_passed), clock), "session.ended", "user", user.id)
+            ctx = Context(session, principal_for(user, "web", ws.mfa_passed), clock)
+            record_change(ctx, "session.ended", "user", user.id)
 
 
 def needs_mfa(user: User) -> bool:

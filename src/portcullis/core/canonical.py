@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 import rfc8785
@@ -20,7 +21,7 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):
+    if isinstance(value, Enum):
         return value.value  # enums
     return value
 

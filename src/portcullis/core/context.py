@@ -33,9 +33,7 @@ class Principal:
             return False
         # A role that changes access must have passed MFA for anything beyond
         # looking after its own account (which is where MFA gets enrolled).
-        if self.role in MFA_REQUIRED and not self.mfa and permission is not Permission.SELF:
-            return False
-        return True
+        return not (self.role in MFA_REQUIRED and not self.mfa and permission is not Permission.SELF)
 
     def as_actor(self) -> dict[str, object]:
         return {"name": self.name, "role": self.role.value, "user_id": self.user_id, "via": self.via}
