@@ -106,7 +106,7 @@ def test_enrolment_secret_never_reaches_the_ledger(rt: Runtime) -> None:
         stored = s.get(User, made.user.id)
         assert stored is not None
         secret_hash = stored.password_hash
-    joined = "\n".join(payloads)
+    joined = b"\n".join(payloads).decode()
     assert made.totp.secret not in joined
     assert secret_hash not in joined
     assert PASSWORD not in joined

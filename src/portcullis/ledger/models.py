@@ -1,10 +1,16 @@
-"""Ledger tables. Rows here are only ever inserted (see the ledger issue for triggers)."""
+"""Ledger tables. Rows here are only ever inserted; the database refuses the rest.
+
+A stream is an RFC 9162 Merkle tree over its records. The leaves are the
+records' leaf hashes; perfect subtree hashes are stored at every fourth level
+(`ledger_node`), which keeps proofs O(log n) without storing every node, and
+keeps the tree verifiable after expired payloads are purged in whole tiles.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portcullis.core.db import Base
@@ -16,22 +22,42 @@ class LedgerStream(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     size: Mapped[int] = mapped_column(default=0)
+    # Roots of the perfect subtrees making up the tree, largest first (32 bytes each).
+    frontier: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    # Records below this index have had their payloads purged (retention, §23).
+    purged_below: Mapped[int] = mapped_column(default=0)
+    retention_days: Mapped[int | None] = mapped_column(default=None)
+    description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
 
 
 class LedgerRecord(Base):
     __tablename__ = "ledger_record"
-    __table_args__ = (UniqueConstraint("stream_id", "seq", name="uq_ledger_record_stream_seq"),)
+    __table_args__ = (
+        UniqueConstraint("stream_id", "seq", name="uq_ledger_record_stream_seq"),
+        Index("ix_ledger_record_object", "object_type", "object_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stream_id: Mapped[int] = mapped_column(ForeignKey("ledger_stream.id"))
     # Position in the stream, 0-based: the leaf index of the stream's Merkle tree.
     seq: Mapped[int]
     recorded_at: Mapped[datetime]
-    # RFC 8785 canonical JSON; the leaf hash is over exactly these bytes.
-    payload: Mapped[str] = mapped_column(Text)
+    # RFC 8785 canonical JSON bytes; the leaf hash is over exactly these bytes.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     # Denormalised for finding an object's history without parsing payloads.
     action: Mapped[str] = mapped_column(String(100), index=True)
     object_type: Mapped[str] = mapped_column(String(100), default="")
     object_id: Mapped[str] = mapped_column(String(100), default="")
+
+
+class LedgerNode(Base):
+    """Hash of the perfect subtree of 2**level leaves starting at leaf idx * 2**level."""
+
+    __tablename__ = "ledger_node"
+
+    stream_id: Mapped[int] = mapped_column(ForeignKey("ledger_stream.id"), primary_key=True)
+    level: Mapped[int] = mapped_column(primary_key=True)
+    idx: Mapped[int] = mapped_column(primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portcullis.core.canonical import canonical_bytes, jsonable
 from portcullis.core.clock import Clock
 from portcullis.core.context import Context
-from portcullis.ledger.models import LedgerRecord, LedgerStream
+from portcullis.ledger.models import LedgerRecord
+from portcullis.ledger.store import Entry, append_entries, lock_stream
 
 AUDIT = "audit"
 REDACTED = "[redacted]"
@@ -33,47 +33,31 @@ def _redact(value: Any) -> Any:
     return value
 
 
-def leaf_hash(data: bytes) -> bytes:
-    # RFC 9162 leaf: SHA-256(0x00 || bytes).
-    return hashlib.sha256(b"\x00" + data).digest()
+@dataclass(frozen=True)
+class LedgerRef:
+    """Where a record sits: its stream and its leaf index there."""
+
+    stream: str
+    seq: int
 
 
-def _stream(session: Session, name: str, clock: Clock) -> LedgerStream:
-    stream = session.scalars(
-        select(LedgerStream).where(LedgerStream.name == name).with_for_update()
-    ).one_or_none()
-    if stream is None:
-        stream = LedgerStream(name=name, size=0, created_at=clock.now())
-        session.add(stream)
-        session.flush()
-    return stream
-
-
-def append(session: Session, stream_name: str, payload: Mapping[str, Any], clock: Clock) -> LedgerRecord:
+def append(session: Session, stream_name: str, payload: Mapping[str, Any], clock: Clock) -> LedgerRef:
     """Append one record to a stream inside the caller's transaction.
 
     If the caller's transaction rolls back, the record goes with it, and if this
     append fails the caller's change cannot commit: the ledger fails closed.
     """
-    stream = _stream(session, stream_name, clock)
     now = clock.now()
     body = dict(_redact(payload))
     body.setdefault("time", now)
-    data = canonical_bytes(body)
-    record = LedgerRecord(
-        stream_id=stream.id,
-        seq=stream.size,
-        recorded_at=now,
-        payload=data.decode("utf-8"),
-        leaf_hash=leaf_hash(data),
+    entry = Entry(
+        canonical_bytes(body),
         action=str(body.get("action", "")),
         object_type=str(body.get("object_type", "")),
         object_id=str(body.get("object_id", "")),
     )
-    stream.size += 1
-    session.add(record)
-    session.flush()
-    return record
+    stream = lock_stream(session, stream_name, now)
+    return LedgerRef(stream_name, append_entries(session, stream, [entry], now))
 
 
 def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, list[Any]]:
@@ -96,7 +80,7 @@ def record_change(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     **extra: Any,
-) -> LedgerRecord:
+) -> LedgerRef:
     """Audit one state change: who, what, which object, fields before and after, when."""
     payload: dict[str, Any] = {
         "action": action,

@@ -1,0 +1,188 @@
+"""The stored Merkle tree of a stream: appends from the frontier, subtree hashes
+for proofs, all inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from portcullis.core.errors import NotFound
+from portcullis.ledger import merkle
+from portcullis.ledger.models import LedgerNode, LedgerRecord, LedgerStream
+
+# Perfect subtree hashes are stored at levels that are multiples of this: one
+# extra row per 16 records, and any subtree hash is at most 15 hashes away.
+TILE = 4
+
+
+def lock_stream(session: Session, name: str, now: datetime) -> LedgerStream:
+    """The stream row, locked for this transaction (created on first use).
+
+    The lock serialises appenders on PostgreSQL; SQLite serialises writers anyway.
+    """
+    stream = session.scalars(select(LedgerStream).where(LedgerStream.name == name).with_for_update()).one_or_none()
+    if stream is None:
+        stream = LedgerStream(name=name, size=0, frontier=b"", created_at=now)
+        session.add(stream)
+        session.flush()
+    return stream
+
+
+def get_stream(session: Session, name: str) -> LedgerStream:
+    stream = session.scalars(select(LedgerStream).where(LedgerStream.name == name)).one_or_none()
+    if stream is None:
+        raise NotFound(f"No ledger stream named {name!r}")
+    return stream
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record to append: canonical bytes plus the columns kept for lookups."""
+
+    data: bytes
+    action: str = ""
+    object_type: str = ""
+    object_id: str = ""
+
+
+def append_entries(session: Session, stream: LedgerStream, entries: Sequence[Entry], now: datetime) -> int:
+    """Append records to a locked stream; returns the index of the first one."""
+    if not entries:
+        return stream.size
+    frontier = merkle.Frontier.from_bytes(stream.size, stream.frontier)
+    first = stream.size
+    rows: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
+    sid = stream.id
+    for e in entries:
+        h = merkle.leaf_hash(e.data)
+        rows.append(
+            {
+                "stream_id": sid,
+                "seq": frontier.size,
+                "recorded_at": now,
+                "payload": e.data,
+                "leaf_hash": h,
+                "action": e.action,
+                "object_type": e.object_type,
+                "object_id": e.object_id,
+            }
+        )
+        for level, idx, node in frontier.append(h):
+            if level % TILE == 0:
+                nodes.append({"stream_id": sid, "level": level, "idx": idx, "hash": node})
+    session.execute(insert(LedgerRecord), rows)
+    if nodes:
+        session.execute(insert(LedgerNode), nodes)
+    stream.size = frontier.size
+    stream.frontier = frontier.to_bytes()
+    session.flush()
+    return first
+
+
+def decompose(lo: int, hi: int) -> list[tuple[int, int]]:
+    """[lo, hi) as the aligned perfect subtrees (level, idx) RFC 9162 hashes it from, left to right."""
+    out: list[tuple[int, int]] = []
+    while lo < hi:
+        level = (lo & -lo).bit_length() - 1 if lo else (hi - lo).bit_length() - 1
+        while (1 << level) > hi - lo:
+            level -= 1
+        out.append((level, lo >> level))
+        lo += 1 << level
+    return out
+
+
+class StoredTree:
+    """MTH over stored leaves and tile nodes, fetched in as few queries as possible."""
+
+    def __init__(self, session: Session, stream: LedgerStream, size: int | None = None) -> None:
+        self.session = session
+        self.stream_id = stream.id
+        self.size = stream.size if size is None else size
+        if self.size > stream.size:
+            raise NotFound(f"stream {stream.name!r} has {stream.size} records, not {self.size}")
+        self._hashes: dict[tuple[int, int], bytes] = {}
+
+    # -- which stored hashes a set of ranges needs --------------------------------
+    @staticmethod
+    def _sources(level: int, idx: int) -> Iterable[tuple[int, int]]:
+        base = level - level % TILE
+        width = 1 << (level - base)
+        return ((base, idx * width + j) for j in range(width))
+
+    def _fetch(self, ranges: Iterable[tuple[int, int]]) -> None:
+        want: set[tuple[int, int]] = set()
+        for lo, hi in ranges:
+            for level, idx in decompose(lo, hi):
+                want.update(k for k in self._sources(level, idx) if k not in self._hashes)
+        leaves = sorted(i for lvl, i in want if lvl == 0)
+        nodes = [k for k in want if k[0] > 0]
+        for chunk in _chunks(leaves, 500):
+            q = select(LedgerRecord.seq, LedgerRecord.leaf_hash).where(
+                LedgerRecord.stream_id == self.stream_id, LedgerRecord.seq.in_(chunk)
+            )
+            for seq, h in self.session.execute(q):
+                self._hashes[(0, seq)] = h
+        for chunk in _chunks(nodes, 300):
+            q2 = select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(
+                LedgerNode.stream_id == self.stream_id, tuple_(LedgerNode.level, LedgerNode.idx).in_(chunk)
+            )
+            for level, idx, h in self.session.execute(q2):
+                self._hashes[(level, idx)] = h
+        missing = [k for k in want if k not in self._hashes]
+        if missing:
+            level, idx = min(missing)
+            raise NotFound(
+                f"stored hash missing at level {level}, index {idx}: the leaves it covers were purged or removed"
+            )
+
+    def _perfect(self, level: int, idx: int) -> bytes:
+        key = (level, idx)
+        if key in self._hashes:
+            return self._hashes[key]
+        if level % TILE == 0:
+            raise NotFound(f"no stored hash at level {level}, index {idx}")
+        h = merkle.node_hash(self._perfect(level - 1, 2 * idx), self._perfect(level - 1, 2 * idx + 1))
+        self._hashes[key] = h
+        return h
+
+    def range_hash(self, lo: int, hi: int) -> bytes:
+        parts = [self._perfect(level, idx) for level, idx in decompose(lo, hi)]
+        if not parts:
+            return merkle.EMPTY_ROOT
+        acc = parts[-1]
+        for h in reversed(parts[:-1]):
+            acc = merkle.node_hash(h, acc)
+        return acc
+
+    def _prefetched(self, compute: Any) -> Any:
+        # First pass only records which ranges the proof asks for; then one
+        # round of queries fetches them all; the second pass computes.
+        asked: list[tuple[int, int]] = []
+
+        def record(lo: int, hi: int) -> bytes:
+            asked.append((lo, hi))
+            return merkle.EMPTY_ROOT
+
+        compute(record)
+        self._fetch(asked)
+        return compute(self.range_hash)
+
+    def root(self) -> bytes:
+        return bytes(self._prefetched(lambda mth: mth(0, self.size)))
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        return list(self._prefetched(lambda mth: merkle.inclusion_proof(mth, index, self.size)))
+
+    def consistency_proof(self, size1: int) -> list[bytes]:
+        return list(self._prefetched(lambda mth: merkle.consistency_proof(mth, size1, self.size)))
+
+
+def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
