@@ -22,6 +22,7 @@ from portcullis.core.clock import FrozenClock
 from portcullis.core.db import make_engine
 from portcullis.core.runtime import Runtime
 from portcullis.core.settings import Settings
+from portcullis.ledger.guard import install as install_guards
 from portcullis.models import metadata
 
 PG_ADMIN_URL = os.environ.get("PORTCULLIS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -44,6 +45,8 @@ def _stamp(engine_url: str) -> None:
 
     engine = make_engine(engine_url)
     metadata.create_all(engine)
+    with engine.begin() as conn:
+        install_guards(conn)
     command.stamp(alembic_config(engine), "head")
     engine.dispose()
 

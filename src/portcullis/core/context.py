@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -44,6 +45,10 @@ class Context:
     session: Session
     principal: Principal
     clock: Clock = field(default_factory=SystemClock)
+    # portcullis.ledger.checkpoints.Autosign: who signs checkpoints and how
+    # often; typed loosely because core sits below the ledger. None: no
+    # automatic checkpoints in this unit of work.
+    autosign: Any = None
 
     def require(self, permission: Permission) -> None:
         if not self.principal.can(permission):

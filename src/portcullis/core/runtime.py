@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +22,22 @@ class Runtime:
     engine: Engine
     factory: sessionmaker[Session]
     clock: Clock = field(default_factory=SystemClock)
+    _signer: Any = None
+
+    @property
+    def signer(self) -> Any:
+        """The ledger checkpoint signer, created with its key file on first use."""
+        if self._signer is None:
+            from portcullis.ledger.signing import load_or_create_signer
+
+            self._signer = load_or_create_signer(self.settings)
+        return self._signer
+
+    @property
+    def autosign(self) -> Any:
+        from portcullis.ledger.checkpoints import Autosign
+
+        return Autosign(self.signer, self.settings.checkpoint_every)
 
     @classmethod
     def build(cls, settings: Settings | None = None, clock: Clock | None = None) -> Runtime:
@@ -37,4 +54,4 @@ class Runtime:
     def work(self, principal: Principal) -> Iterator[Context]:
         """One unit of work as `principal`: the change and its audit record commit together."""
         with transaction(self.factory) as s:
-            yield Context(s, principal, self.clock)
+            yield Context(s, principal, self.clock, self.autosign)

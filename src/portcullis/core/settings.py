@@ -23,6 +23,17 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=8, ge=1, le=24 * 7)
     login_max_failures: int = Field(default=5, ge=1)
     login_lock_minutes: int = Field(default=15, ge=1)
+    # Key names and checkpoint origins start with this; make it the firm's own
+    # domain so that an auditor's verifier key names who signed.
+    ledger_origin: str = "portcullis.local"
+    # The checkpoint-signing key; kept apart from the database on purpose, so
+    # that someone who can rewrite the database cannot re-sign it.
+    ledger_key_file: Path | None = None
+    checkpoint_every: int = Field(default=1000, ge=1)
+
+    @property
+    def effective_ledger_key_file(self) -> Path:
+        return self.ledger_key_file or self.data_dir / "ledger-signing.key"
 
     @property
     def effective_database_url(self) -> str:

@@ -27,6 +27,8 @@ class LedgerStream(Base):
     # Records below this index have had their payloads purged (retention, §23).
     purged_below: Mapped[int] = mapped_column(default=0)
     retention_days: Mapped[int | None] = mapped_column(default=None)
+    # Size at the latest checkpoint, to know when the next one is due.
+    checkpoint_size: Mapped[int] = mapped_column(default=0)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
 
@@ -61,3 +63,26 @@ class LedgerNode(Base):
     level: Mapped[int] = mapped_column(primary_key=True)
     idx: Mapped[int] = mapped_column(primary_key=True)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerCheckpoint(Base):
+    """A signed statement of a stream's size and root (C2SP tlog-checkpoint as a signed note)."""
+
+    __tablename__ = "ledger_checkpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("ledger_stream.id"), index=True)
+    size: Mapped[int]
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class LedgerPurgeGate(Base):
+    """While a row exists here, in the purging transaction only, records may be deleted."""
+
+    __tablename__ = "ledger_purge_gate"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opened_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)

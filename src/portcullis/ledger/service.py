@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from portcullis.core.canonical import canonical_bytes, jsonable
 from portcullis.core.clock import Clock
 from portcullis.core.context import Context
+from portcullis.ledger.checkpoints import Autosign, checkpoint_if_due
 from portcullis.ledger.models import LedgerRecord
 from portcullis.ledger.store import Entry, append_entries, lock_stream
 
@@ -41,7 +42,9 @@ class LedgerRef:
     seq: int
 
 
-def append(session: Session, stream_name: str, payload: Mapping[str, Any], clock: Clock) -> LedgerRef:
+def append(
+    session: Session, stream_name: str, payload: Mapping[str, Any], clock: Clock, autosign: Autosign | None = None
+) -> LedgerRef:
     """Append one record to a stream inside the caller's transaction.
 
     If the caller's transaction rolls back, the record goes with it, and if this
@@ -57,7 +60,9 @@ def append(session: Session, stream_name: str, payload: Mapping[str, Any], clock
         object_id=str(body.get("object_id", "")),
     )
     stream = lock_stream(session, stream_name, now)
-    return LedgerRef(stream_name, append_entries(session, stream, [entry], now))
+    ref = LedgerRef(stream_name, append_entries(session, stream, [entry], now))
+    checkpoint_if_due(session, stream, autosign, now)
+    return ref
 
 
 def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, list[Any]]:
@@ -90,7 +95,7 @@ def record_change(
         "changes": diff(before, after),
     }
     payload.update(extra)
-    return append(ctx.session, AUDIT, payload, ctx.clock)
+    return append(ctx.session, AUDIT, payload, ctx.clock, ctx.autosign)
 
 
 def decode(record: LedgerRecord) -> dict[str, Any]:

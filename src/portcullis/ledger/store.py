@@ -151,6 +151,12 @@ class StoredTree:
         self._hashes[key] = h
         return h
 
+    def frontier(self) -> merkle.Frontier:
+        """The frontier of the tree at this size: its perfect subtrees, largest first."""
+        parts = decompose(0, self.size)
+        self._fetch([(0, self.size)])
+        return merkle.Frontier(self.size, [self._perfect(level, idx) for level, idx in parts])
+
     def range_hash(self, lo: int, hi: int) -> bytes:
         parts = [self._perfect(level, idx) for level, idx in decompose(lo, hi)]
         if not parts:
@@ -172,6 +178,8 @@ class StoredTree:
         compute(record)
         self._fetch(asked)
         return compute(self.range_hash)
+
+    # range_hash needs its hashes fetched first: use root(), proofs or frontier().
 
     def root(self) -> bytes:
         return bytes(self._prefetched(lambda mth: mth(0, self.size)))
