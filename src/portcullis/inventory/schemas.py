@@ -48,12 +48,18 @@ class OrganisationIn(_In):
     legal_name: Required
     lei: str | None = None
     competent_authority: Text = ""
-    country: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^([A-Z]{2})?$")] = ""
+    country: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^([A-Z]{2})?$")] = ""
     staff_count: int = Field(ge=0, le=10_000_000)
     risk_profile: Level = Level.MEDIUM
     complexity: Level = Level.MEDIUM
 
     _lei = field_validator("lei")(_check_lei)
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _upper_country(cls, value: object) -> object:
+        # Pattern constraints run before to_upper, so "lu" must be raised first.
+        return value.upper() if isinstance(value, str) else value
 
 
 class OverrideIn(_In):
