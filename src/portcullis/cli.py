@@ -11,6 +11,7 @@ from portcullis.accounts import cli as accounts_cli
 from portcullis.core import migrate
 from portcullis.core.output import command, emit, err, out
 from portcullis.core.runtime import Runtime
+from portcullis.demo import register_demo
 from portcullis.inventory import cli as inventory_cli
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(accounts_cli.app, name="user")
 app.command("login")(accounts_cli.login)
 inventory_cli.register(app)
+register_demo(app)
 
 
 @app.callback()

@@ -153,3 +153,19 @@ def test_enrolment_requires_a_valid_code(rt: Runtime, clock: FrozenClock) -> Non
         service.confirm_totp_enrolment(ctx, wrong)
     with rt.session() as s:
         assert service.get_user(s, made.user.id).totp_enrolled_at is None
+
+
+def test_totp_guessing_is_throttled_and_counted(rt: Runtime, clock: FrozenClock) -> None:
+    made = make_user(rt, Role.ADMIN)
+    assert made.totp is not None
+    clock.advance(timedelta(seconds=30))
+    right = made.totp.at(clock.now())
+    wrong = "000000" if right != "000000" else "111111"
+    for _ in range(rt.settings.login_max_failures):
+        with pytest.raises(AuthenticationFailed), rt.session() as s:
+            service.check_totp(s, rt.clock, service.get_user(s, made.user.id), wrong, rt.settings)
+    with pytest.raises(TooManyAttempts), rt.session() as s:
+        service.check_totp(s, rt.clock, service.get_user(s, made.user.id), right, rt.settings)
+    with rt.session() as s:
+        failures = s.scalar(select(func.count(LedgerRecord.id)).where(LedgerRecord.action == "login.totp_failed"))
+    assert failures == rt.settings.login_max_failures

@@ -104,7 +104,7 @@ def with_reported_login(email: str, password: str, hours: int) -> None:
             if user.totp_enrolled_at is None:
                 raise AuthenticationFailed("This role needs MFA: enrol TOTP in the web UI first")
             code = typer.prompt("TOTP code")
-            service.check_totp(s, rt.clock, user, code)
+            service.check_totp(s, rt.clock, user, code, rt.settings)
             mfa = True
     principal = service.principal_for(user, "cli", mfa)
     with rt.work(principal) as ctx:

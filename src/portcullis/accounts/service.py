@@ -26,7 +26,7 @@ from portcullis.core.errors import (
     TooManyAttempts,
 )
 from portcullis.core.permissions import MFA_REQUIRED, PERMISSIONS, Permission, Role
-from portcullis.core.settings import Settings
+from portcullis.core.settings import Settings, get_settings
 from portcullis.ledger.service import record_change
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -206,11 +206,28 @@ def check_password(
     return user
 
 
-def check_totp(session: Session, clock: Clock, user: User, code: str) -> None:
+def check_totp(session: Session, clock: Clock, user: User, code: str, settings: Settings | None = None) -> None:
+    """Second login factor, throttled together with the password on the same account.
+
+    A wrong code is recorded in its own transaction, so it counts even though the
+    caller's unit of work rolls back on the refusal.
+    """
+    settings = settings or get_settings()
     if user.totp_secret is None or user.totp_enrolled_at is None:
         raise AuthenticationFailed("This account has no TOTP enrolled")
-    step = secrets.totp_step(user.totp_secret, code, clock.now(), user.totp_last_step)
+    now = clock.now()
+    window = now - timedelta(minutes=settings.login_lock_minutes)
+    if _recent_failures(session, user.email, window) >= settings.login_max_failures:
+        raise TooManyAttempts(
+            f"Too many failed logins for this account; try again in {settings.login_lock_minutes} minutes"
+        )
+    step = secrets.totp_step(user.totp_secret, code, now, user.totp_last_step)
     if step is None:
+        with Session(bind=session.get_bind()) as own:
+            own.add(LoginAttempt(email=user.email, address="totp", at=now, succeeded=False))
+            ctx = Context(own, principal_for(user, "web", False), clock)
+            record_change(ctx, "login.totp_failed", "user", user.id)
+            own.commit()
         raise AuthenticationFailed("The code is wrong or was already used")
     user.totp_last_step = step
 

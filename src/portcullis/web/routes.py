@@ -1,5 +1,17 @@
-"""Web pages (placeholder until the web module lands)."""
+"""Web pages: one router assembled from the page modules."""
 
 from fastapi import APIRouter
 
+from portcullis.web import (
+    account_pages,
+    admin_pages,
+    auth_pages,
+    dashboard,
+    import_pages,
+    org_pages,
+    register_pages,
+)
+
 router = APIRouter(include_in_schema=False)
+for module in (auth_pages, account_pages, admin_pages, dashboard, org_pages, import_pages, register_pages):
+    router.include_router(module.router)
