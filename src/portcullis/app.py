@@ -15,6 +15,7 @@ from portcullis.core.http import install_problem_handlers
 from portcullis.core.migrate import ensure_current
 from portcullis.core.runtime import Runtime
 from portcullis.inventory.api import router as inventory_router
+from portcullis.inventory.csv_api import router as csv_router
 from portcullis.ledger.api import router as ledger_router
 from portcullis.web.routes import router as web_router
 
@@ -72,6 +73,7 @@ def create_app(runtime: Runtime | None = None, check_schema: bool = True) -> Fas
 
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)
+    app.include_router(csv_router, prefix=API_PREFIX)
     app.include_router(ledger_router, prefix=API_PREFIX)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

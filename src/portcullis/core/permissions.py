@@ -30,6 +30,7 @@ class Permission(StrEnum):
     USERS_MANAGE = "users.manage"
     AUDIT_READ = "audit.read"
     EVIDENCE_EXPORT = "evidence.export"
+    LEDGER_ADMIN = "ledger.admin"  # purge expired payloads: opens the append-only guard
     SELF = "self"  # own profile, own MFA, own tokens
 
 

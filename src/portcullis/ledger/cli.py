@@ -11,7 +11,7 @@ from portcullis.accounts.cli import JsonOpt, cli_principal, runtime
 from portcullis.core.errors import ValidationFailed
 from portcullis.core.output import command, emit, err, out
 from portcullis.core.permissions import Permission
-from portcullis.ledger import queries
+from portcullis.ledger import queries, retention
 from portcullis.ledger.bundle import Selection, verify_bundle, write_bundle
 from portcullis.ledger.checkpoints import checkpoint_all
 from portcullis.ledger.service import record_change
@@ -82,6 +82,24 @@ def verify(
                 out.print(f"  - {p}", highlight=False)
     if any(not r.ok for r in reports):
         raise typer.Exit(9)
+
+
+@app.command("purge")
+@command
+def purge(
+    stream: Annotated[str | None, typer.Option(help="Only this stream")] = None,
+    days: Annotated[int | None, typer.Option(help="Override the retention period, in days")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be purged")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drop the payloads of expired records (whole tiles of 16); hashes stay, so the ledger still verifies."""
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        if stream:
+            results = [retention.purge_stream(ctx, stream, days=days, dry_run=dry_run)]
+        else:
+            results = retention.purge_all(ctx, dry_run=dry_run)
+    emit([r.as_dict() for r in results], as_json, ["stream", "retention_days", "purged_from", "purged_to", "records"])
 
 
 @app.command("prove")
