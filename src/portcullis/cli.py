@@ -61,6 +61,28 @@ def db_current(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     emit({"database": cur, "code": head, "up_to_date": cur == head}, as_json)
 
 
+@db_app.command("grant-app-role")
+@command
+def db_grant_app_role(role: str) -> None:
+    """PostgreSQL: let ROLE run Portcullis with only INSERT and SELECT on the ledger tables.
+
+    Run as the database owner after every `db upgrade`, then point the server at
+    ROLE in PORTCULLIS_DATABASE_URL.
+    """
+    from portcullis.core.errors import ValidationFailed
+    from portcullis.ledger.guard import grant_app_role
+
+    rt = Runtime.build()
+    if rt.engine.dialect.name != "postgresql":
+        raise ValidationFailed("roles exist on PostgreSQL only; SQLite relies on the triggers alone")
+    try:
+        with rt.engine.begin() as conn:
+            for stmt in grant_app_role(conn, role):
+                out.print(stmt + ";", highlight=False)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+
+
 @app.command("serve")
 @command
 def serve(

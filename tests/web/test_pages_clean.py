@@ -49,7 +49,8 @@ def test_no_page_carries_inline_script_or_style(rt: Runtime, client: TestClient,
     checked["/login/totp"] = half.get("/login/totp").text
 
     login(client, make_user(rt, Role.ADMIN), clock)
-    pages = ["/", "/account", "/users", "/audit", "/organisation", "/import", "/assets/999999"]
+    pages = ["/", "/account", "/users", "/audit", "/organisation", "/import", "/assets/999999",
+             "/ledger", "/ledger/audit", "/ledger/audit?index=0"]
     for slug, item in ids.items():
         pages += [f"/{slug}", f"/{slug}/new", f"/{slug}/{item}", f"/{slug}/{item}/edit"]
     for path in pages:

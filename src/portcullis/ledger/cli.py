@@ -11,11 +11,9 @@ from portcullis.accounts.cli import JsonOpt, cli_principal, runtime
 from portcullis.core.errors import ValidationFailed
 from portcullis.core.output import command, emit, err, out
 from portcullis.core.permissions import Permission
-from portcullis.ledger import queries, retention
+from portcullis.ledger import operations, queries, retention
 from portcullis.ledger.bundle import Selection, verify_bundle, write_bundle
-from portcullis.ledger.checkpoints import checkpoint_all
 from portcullis.ledger.service import record_change
-from portcullis.ledger.verify import verify_all
 
 app = typer.Typer(help="The tamper-evident ledger: streams, checkpoints, proofs, verification.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Evidence for auditors.", no_args_is_help=True)
@@ -45,10 +43,8 @@ def checkpoint(as_json: JsonOpt = False) -> None:
     """Sign a checkpoint of every stream that grew since its last one."""
     rt = runtime()
     with rt.work(cli_principal(rt)) as ctx:
-        ctx.require(Permission.AUDIT_READ)
-        made = checkpoint_all(ctx.session, rt.signer, ctx.now())
-        rows = [{"stream_id": c.stream_id, "size": c.size, "root": c.root.hex()} for c in made]
-    emit(rows, as_json, ["stream_id", "size", "root"])
+        rows = operations.sign_checkpoints(ctx, rt.signer)
+    emit(rows, as_json, ["stream", "size", "root"])
 
 
 @app.command("verify")
@@ -64,14 +60,9 @@ def verify(
     rt = runtime()
     external = [p.read_text() for p in checkpoint or []]
     with rt.work(cli_principal(rt)) as ctx:
-        ctx.require(Permission.AUDIT_READ)
-        reports = verify_all(ctx.session, rt.signer.verifier, stream, external)
-        summary = [r.as_dict() for r in reports]
         # The result is itself evidence: who checked, when, and what was found.
-        results = [
-            {"stream": r.stream, "size": r.size, "ok": r.ok, "problems": [str(p) for p in r.problems]} for r in reports
-        ]
-        record_change(ctx, "ledger.verified", "ledger", stream or "*", None, None, results=results)
+        reports = operations.run_verification(ctx, rt.signer.verifier, stream, external)
+    summary = [r.as_dict() for r in reports]
     if as_json:
         emit(summary, True)
     else:
@@ -126,7 +117,7 @@ def bundle(
     rt = runtime()
     with rt.work(cli_principal(rt)) as ctx:
         ctx.require(Permission.EVIDENCE_EXPORT)
-        checkpoint_all(ctx.session, rt.signer, ctx.now())  # cover everything up to now
+        operations.sign_checkpoints(ctx, rt.signer)  # cover everything up to now
         names = stream or [r["name"] for r in queries.stream_rows(ctx.session)]
         selections = [Selection(n, action, object_type, object_id) for n in names]
         manifest = write_bundle(ctx.session, rt.signer.verifier, selections, output, ctx.now())

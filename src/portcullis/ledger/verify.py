@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -101,22 +102,33 @@ def _signed_checkpoints(
     return out
 
 
-def _records(session: Session, stream_id: int, start: int) -> Iterator[tuple[int, bytes, bytes]]:
-    # Ranges by seq rather than OFFSET: each chunk is an index range scan.
-    lo = start
+_SELECT_RANGE = (
+    "SELECT seq, payload, leaf_hash FROM ledger_record WHERE stream_id = ? AND seq >= ? AND seq < ? ORDER BY seq"
+)
+
+
+def _chunks(session: Session, stream_id: int, start: int) -> Iterator[Sequence[Any]]:
+    """Records in seq order, a range of seqs at a time, straight from the driver.
+
+    Verification reads every record, so SQLAlchemy's per-row objects would cost
+    more than the hashing; ranges by seq keep each query an index range scan.
+    """
     last = session.scalar(
         select(LedgerRecord.seq).where(LedgerRecord.stream_id == stream_id).order_by(LedgerRecord.seq.desc()).limit(1)
     )
     if last is None:
         return
-    while lo <= last:
-        q = (
-            select(LedgerRecord.seq, LedgerRecord.payload, LedgerRecord.leaf_hash)
-            .where(LedgerRecord.stream_id == stream_id, LedgerRecord.seq >= lo, LedgerRecord.seq < lo + CHUNK)
-            .order_by(LedgerRecord.seq)
-        )
-        yield from session.execute(q)
-        lo += CHUNK
+    raw = session.connection().connection
+    sql = _SELECT_RANGE.replace("?", "%s") if session.get_bind().dialect.paramstyle != "qmark" else _SELECT_RANGE
+    cur = raw.cursor()
+    try:
+        lo = start
+        while lo <= last:
+            cur.execute(sql, (stream_id, lo, lo + CHUNK))
+            yield cur.fetchall()  # sqlite3 and psycopg both hand BLOB/bytea back as bytes
+            lo += CHUNK
+    finally:
+        cur.close()
 
 
 def _tile_nodes(session: Session, stream_id: int) -> dict[tuple[int, int], bytes]:
@@ -158,32 +170,44 @@ def verify_stream(
         report.problems.append(Problem(name, index, kind, detail))
         return report
 
-    for seq, payload, stored in _records(session, stream.id, start):
-        if seq != expected:
-            return fail(expected, "missing", f"record {expected} is not stored (deleted, or the rest renumbered)")
-        h = sha(b"\x00" + payload).digest()
-        if h != stored:
+    sizes = sorted(by_size)
+    for rows in _chunks(session, stream.id, start):
+        if not rows:
+            continue
+        if rows[0][0] != expected or rows[-1][0] != expected + len(rows) - 1:
+            missing = next((expected + k for k, r in enumerate(rows) if r[0] != expected + k), expected + len(rows))
+            return fail(missing, "missing", f"record {missing} is not stored (deleted, or the rest renumbered)")
+        leaves = [sha(b"\x00" + p).digest() for _, p, _ in rows]
+        stored = [h for _, _, h in rows]
+        if leaves != stored:
+            bad = next(k for k in range(len(rows)) if leaves[k] != stored[k])
+            seq = expected + bad
             return fail(seq, "changed", f"record {seq}: its payload does not match the leaf hash stored with it")
-        for level, idx, node in frontier.append(h):
-            if level % TILE == 0 and nodes.get((level, idx)) != node:
-                first = idx << level
-                return fail(
-                    first,
-                    "subtree",
-                    f"records {first}..{((idx + 1) << level) - 1} hash differently from when they were appended: "
-                    "one of them was changed, inserted or moved",
-                )
-        expected += 1
-        report.records += 1
-        for cp in by_size.get(expected, ()):
-            if frontier.root() != cp.root:
-                return fail(
-                    good_upto,
-                    "checkpoint-mismatch",
-                    f"the first {expected} records do not match {cp.label}: a record from {good_upto} on was "
-                    "changed, inserted, removed or reordered",
-                )
-            good_upto = expected
+        # Extend the tree up to each checkpoint size inside this chunk, checking as we go.
+        pos = 0
+        end = expected + len(rows)
+        for size in sorted({z for z in sizes if expected < z <= end} | {end}):
+            for level, idx, node in frontier.extend(leaves[pos : size - expected], TILE):
+                if level % TILE == 0 and nodes.get((level, idx)) != node:
+                    first = idx << level
+                    return fail(
+                        first,
+                        "subtree",
+                        f"records {first}..{((idx + 1) << level) - 1} hash differently from when they were "
+                        "appended: one of them was changed, inserted or moved",
+                    )
+            pos = size - expected
+            for cp in by_size.get(size, ()):
+                if frontier.root() != cp.root:
+                    return fail(
+                        good_upto,
+                        "checkpoint-mismatch",
+                        f"the first {size} records do not match {cp.label}: a record from {good_upto} on was "
+                        "changed, inserted, removed or reordered",
+                    )
+                good_upto = size
+        report.records += len(rows)
+        expected = end
 
     count = frontier.size
     if count < stream.size:

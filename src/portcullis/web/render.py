@@ -52,6 +52,7 @@ NAV = (
     NavItem("Organisation", "/organisation", Permission.INVENTORY_READ, "organisation"),
     NavItem("Import", "/import", Permission.INVENTORY_READ, "import"),
     NavItem("Audit log", "/audit", Permission.AUDIT_READ, "audit"),
+    NavItem("Ledger", "/ledger", Permission.AUDIT_READ, "ledger"),
     NavItem("Users", "/users", Permission.USERS_READ, "users"),
 )
 

@@ -8,6 +8,7 @@ from portcullis.web import (
     auth_pages,
     dashboard,
     import_pages,
+    ledger_pages,
     org_pages,
     register_pages,
 )
@@ -15,3 +16,4 @@ from portcullis.web import (
 router = APIRouter(include_in_schema=False)
 for module in (auth_pages, account_pages, admin_pages, dashboard, org_pages, import_pages, register_pages):
     router.include_router(module.router)
+router.include_router(ledger_pages.router)
