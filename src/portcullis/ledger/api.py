@@ -155,9 +155,9 @@ def list_records(
             .where(LedgerStream.name == stream)
         )
         if action:
-            stmt = stmt.where(LedgerRecord.action == action)
+            stmt = stmt.where(LedgerRecord.action == action, LedgerRecord.object_type != "")  # the partial index
         if object_type:
-            stmt = stmt.where(LedgerRecord.object_type == object_type)
+            stmt = stmt.where(LedgerRecord.object_type == object_type, LedgerRecord.object_type != "")
         if object_id:
             stmt = stmt.where(LedgerRecord.object_id == object_id)
         if order == "desc":

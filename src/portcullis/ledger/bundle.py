@@ -93,9 +93,9 @@ def write_bundle(
             LedgerRecord.stream_id == stream.id, LedgerRecord.seq < top.size
         )
         if sel.action:
-            q = q.where(LedgerRecord.action == sel.action)
+            q = q.where(LedgerRecord.action == sel.action, LedgerRecord.object_type != "")  # the partial index
         if sel.object_type:
-            q = q.where(LedgerRecord.object_type == sel.object_type)
+            q = q.where(LedgerRecord.object_type == sel.object_type, LedgerRecord.object_type != "")
         if sel.object_id:
             q = q.where(LedgerRecord.object_id == sel.object_id)
         rows = list(session.execute(q.order_by(LedgerRecord.seq)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portcullis.core.db import Base
@@ -37,7 +37,22 @@ class LedgerRecord(Base):
     __tablename__ = "ledger_record"
     __table_args__ = (
         UniqueConstraint("stream_id", "seq", name="uq_ledger_record_stream_seq"),
-        Index("ix_ledger_record_object", "object_type", "object_id"),
+        # Lookups by object and by action serve the audit trail; raw access
+        # events (millions) carry no object, so they stay out of these indexes
+        # and pay nothing for them at ingestion.
+        Index(
+            "ix_ledger_record_object",
+            "object_type",
+            "object_id",
+            sqlite_where=text("object_type <> ''"),
+            postgresql_where=text("object_type <> ''"),
+        ),
+        Index(
+            "ix_ledger_record_action",
+            "action",
+            sqlite_where=text("object_type <> ''"),
+            postgresql_where=text("object_type <> ''"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,7 +64,7 @@ class LedgerRecord(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     # Denormalised for finding an object's history without parsing payloads.
-    action: Mapped[str] = mapped_column(String(100), index=True)
+    action: Mapped[str] = mapped_column(String(100))
     object_type: Mapped[str] = mapped_column(String(100), default="")
     object_id: Mapped[str] = mapped_column(String(100), default="")
 

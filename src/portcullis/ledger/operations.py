@@ -40,6 +40,7 @@ def last_verification(session: Session, name: str) -> dict[str, Any] | None:
         .where(
             LedgerStream.name == AUDIT,
             LedgerRecord.action == VERIFIED,
+            LedgerRecord.object_type != "",  # lets the partial index serve this
             LedgerRecord.object_type == LEDGER_OBJECT,
             LedgerRecord.object_id.in_((name, EVERY_STREAM)),
         )

@@ -61,9 +61,8 @@ _NODE_INSERT = "INSERT INTO ledger_node (stream_id, level, idx, hash) VALUES ({}
 
 def _bind_time(session: Session, now: datetime) -> Any:
     """`now` as the driver wants it for recorded_at, computed once per batch."""
-    column_type = LedgerRecord.__table__.c.recorded_at.type
     dialect = session.get_bind().dialect
-    process = column_type.bind_processor(dialect)
+    process = LedgerRecord.__table__.c.recorded_at.type.dialect_impl(dialect).bind_processor(dialect)
     return process(now) if process else now
 
 

@@ -105,9 +105,9 @@ def audit_query(ctx: Any, action: str, object_type: str, object_id: str) -> Any:
         .where(LedgerStream.name == AUDIT)
     )
     if action:
-        stmt = stmt.where(LedgerRecord.action == action)
+        stmt = stmt.where(LedgerRecord.action == action, LedgerRecord.object_type != "")  # the partial index
     if object_type:
-        stmt = stmt.where(LedgerRecord.object_type == object_type)
+        stmt = stmt.where(LedgerRecord.object_type == object_type, LedgerRecord.object_type != "")
     if object_id:
         stmt = stmt.where(LedgerRecord.object_id == object_id)
     return stmt
