@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -167,21 +168,34 @@ def bench_proofs(url: str, size: int) -> dict[str, float]:
     }
 
 
-def pg_url_for(admin: str) -> Callable[[str], str] | None:
-    try:
-        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-        engine.connect().close()
-    except Exception:
-        return None
+class PgDatabases:
+    """Throwaway PostgreSQL databases for one run, dropped at the end."""
 
-    def make(name: str) -> str:
+    def __init__(self, admin: str) -> None:
+        self.admin = admin
+        self.engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        self.names: list[str] = []
+
+    def available(self) -> bool:
+        try:
+            self.engine.connect().close()
+        except Exception:  # any failure to connect means: no PostgreSQL here
+            return False
+        return True
+
+    def __call__(self, name: str) -> str:
         db = f"portcullis_bench_{name}_{os.getpid()}"
-        with engine.connect() as conn:
+        with self.engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{db}"'))
-        return admin.rsplit("/", 1)[0] + "/" + db
+        self.names.append(db)
+        return self.admin.rsplit("/", 1)[0] + "/" + db
 
-    return make
+    def drop_all(self) -> None:
+        with self.engine.connect() as conn:
+            for db in self.names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        self.engine.dispose()
 
 
 def write_section(lines: list[str]) -> None:
@@ -209,12 +223,16 @@ def main() -> None:
         return f"sqlite:///{tmp / (name + '.db')}"
 
     rows = []
-    sq = bench_append_verify(fresh(sqlite_for, "a"), fresh(sqlite_for, "b"), args.records, signer)
-    rows.append(("SQLite", sq))
-    pg = pg_url_for(PG_ADMIN)
-    if pg is not None:
-        rows.append(("PostgreSQL", bench_append_verify(fresh(pg, "a"), fresh(pg, "b"), args.records, signer)))
-    proofs = bench_proofs(fresh(sqlite_for, "big"), args.big)
+    pg = PgDatabases(PG_ADMIN)
+    try:
+        sq = bench_append_verify(fresh(sqlite_for, "a"), fresh(sqlite_for, "b"), args.records, signer)
+        rows.append(("SQLite", sq))
+        if pg.available():
+            rows.append(("PostgreSQL", bench_append_verify(fresh(pg, "a"), fresh(pg, "b"), args.records, signer)))
+        proofs = bench_proofs(fresh(sqlite_for, "big"), args.big)
+    finally:
+        pg.drop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [

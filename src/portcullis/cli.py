@@ -50,6 +50,8 @@ def db_upgrade() -> None:
     migrate.upgrade(rt.engine)
     after = migrate.current_revision(rt.engine)
     out.print(f"Schema: {before or 'empty'} -> {after}")
+    # The checkpoint-signing key is made at initialisation, and its public half shown for publishing.
+    out.print(f"Ledger verifier key: {rt.signer.verifier}", highlight=False, soft_wrap=True)
 
 
 @db_app.command("current")
@@ -81,6 +83,30 @@ def db_grant_app_role(role: str) -> None:
                 out.print(stmt + ";", highlight=False)
     except ValueError as exc:
         raise ValidationFailed(str(exc)) from exc
+
+
+@app.command("tick")
+@command
+def tick(
+    loop: Annotated[bool, typer.Option("--loop", help="Keep running, one pass every --every seconds")] = False,
+    every: Annotated[int, typer.Option(help="Seconds between passes with --loop")] = 3600,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run the scheduler: sign checkpoints of grown streams, purge expired payloads (more jobs come later)."""
+    import time
+
+    from portcullis.scheduler import run_once
+
+    rt = Runtime.build()
+    migrate.ensure_current(rt.engine)
+    while True:
+        results = run_once(rt)
+        emit(results, as_json)
+        if not loop:
+            if any(not r["ok"] for r in results.values()):
+                raise typer.Exit(1)
+            return
+        time.sleep(max(1, every))
 
 
 @app.command("serve")

@@ -18,7 +18,7 @@ from portcullis.accounts.deps import Actor, require
 from portcullis.core.http import MAX_PAGE, Page, paginate
 from portcullis.core.permissions import Permission
 from portcullis.ledger import queries
-from portcullis.ledger.models import LedgerRecord, LedgerStream
+from portcullis.ledger.models import LedgerRecord
 from portcullis.ledger.operations import consistency, run_verification, sign_checkpoints, stream_overview
 
 router = APIRouter(tags=["ledger"])
@@ -149,17 +149,7 @@ def list_records(
     order: Literal["asc", "desc"] = "asc",
 ) -> Page[RecordOut]:
     with actor.work() as ctx:
-        stmt = (
-            select(LedgerRecord)
-            .join(LedgerStream, LedgerStream.id == LedgerRecord.stream_id)
-            .where(LedgerStream.name == stream)
-        )
-        if action:
-            stmt = stmt.where(LedgerRecord.action == action, LedgerRecord.object_type != "")  # the partial index
-        if object_type:
-            stmt = stmt.where(LedgerRecord.object_type == object_type, LedgerRecord.object_type != "")
-        if object_id:
-            stmt = stmt.where(LedgerRecord.object_id == object_id)
+        stmt = queries.records_query(stream, action, object_type, object_id)
         if order == "desc":
             rows, total, nxt = paginate_desc(ctx.session, stmt, after, limit)
         else:

@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 from portcullis.core.canonical import jsonable
 from portcullis.core.errors import NotFound, ValidationFailed
 from portcullis.ledger import merkle
-from portcullis.ledger.models import LedgerCheckpoint, LedgerRecord, LedgerStream
+from portcullis.ledger.models import LedgerCheckpoint, LedgerStream
 from portcullis.ledger.note import Checkpoint, NoteError, VerifierKey, open_note
+from portcullis.ledger.queries import latest_checkpoint, records_query
 from portcullis.ledger.store import StoredTree
 
 FORMAT = "portcullis-evidence/1"
@@ -52,18 +53,6 @@ class Selection:
         return self.action is None and self.object_type is None and self.object_id is None
 
 
-def _latest_checkpoint(session: Session, stream: LedgerStream) -> LedgerCheckpoint:
-    cp = session.scalars(
-        select(LedgerCheckpoint)
-        .where(LedgerCheckpoint.stream_id == stream.id)
-        .order_by(LedgerCheckpoint.size.desc(), LedgerCheckpoint.id.desc())
-        .limit(1)
-    ).first()
-    if cp is None:
-        raise NotFound(f"stream {stream.name!r} has no checkpoint yet: run `portcullis ledger checkpoint` first")
-    return cp
-
-
 def write_bundle(
     session: Session, key: VerifierKey, selections: Sequence[Selection], out: Path, now: datetime
 ) -> dict[str, Any]:
@@ -73,7 +62,7 @@ def write_bundle(
         stream = session.scalars(select(LedgerStream).where(LedgerStream.name == sel.stream)).one_or_none()
         if stream is None:
             raise NotFound(f"No ledger stream named {sel.stream!r}")
-        top = _latest_checkpoint(session, stream)
+        top = latest_checkpoint(session, stream)
         cps = list(
             session.scalars(
                 select(LedgerCheckpoint)
@@ -89,16 +78,9 @@ def write_bundle(
             sub = StoredTree(session, stream, n)
             consistency.append({"from": m, "to": n, "proof": [h.hex() for h in sub.consistency_proof(m)]})
         files[f"{stream.name}/consistency.jsonl"] = _jsonl(consistency)
-        q = select(LedgerRecord.seq, LedgerRecord.payload).where(
-            LedgerRecord.stream_id == stream.id, LedgerRecord.seq < top.size
-        )
-        if sel.action:
-            q = q.where(LedgerRecord.action == sel.action, LedgerRecord.object_type != "")  # the partial index
-        if sel.object_type:
-            q = q.where(LedgerRecord.object_type == sel.object_type, LedgerRecord.object_type != "")
-        if sel.object_id:
-            q = q.where(LedgerRecord.object_id == sel.object_id)
-        rows = list(session.execute(q.order_by(LedgerRecord.seq)))
+        chosen = records_query(stream.name, sel.action, sel.object_type, sel.object_id).subquery()
+        q = select(chosen.c.seq, chosen.c.payload).where(chosen.c.seq < top.size).order_by(chosen.c.seq)
+        rows = list(session.execute(q))
         full = sel.full and stream.purged_below == 0
         if sel.full and stream.purged_below:
             # Purged payloads cannot be shipped, so the kept ones travel with proofs.

@@ -5,13 +5,34 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from portcullis.core.errors import NotFound
 from portcullis.ledger import merkle
 from portcullis.ledger.models import LedgerCheckpoint, LedgerRecord, LedgerStream
 from portcullis.ledger.store import StoredTree, get_stream
+
+
+def records_query(
+    stream: str, action: str | None = None, object_type: str | None = None, object_id: str | None = None
+) -> Select[LedgerRecord]:
+    """Records of a stream, narrowed by action and object: the audit log's one query."""
+    stmt = (
+        select(LedgerRecord)
+        .join(LedgerStream, LedgerStream.id == LedgerRecord.stream_id)
+        .where(LedgerStream.name == stream)
+    )
+    if action or object_type or object_id:
+        # Repeated so that the partial indexes (audit records only) can serve the lookup.
+        stmt = stmt.where(LedgerRecord.object_type != "")
+    if action:
+        stmt = stmt.where(LedgerRecord.action == action)
+    if object_type:
+        stmt = stmt.where(LedgerRecord.object_type == object_type)
+    if object_id:
+        stmt = stmt.where(LedgerRecord.object_id == object_id)
+    return stmt
 
 
 def stream_rows(session: Session) -> list[dict[str, Any]]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from portcullis.accounts import service
 from portcullis.core.errors import Conflict, ValidationFailed
 from portcullis.core.http import paginate
 from portcullis.core.permissions import MFA_REQUIRED, Permission, Role
-from portcullis.ledger.models import LedgerRecord, LedgerStream
+from portcullis.ledger.models import LedgerRecord
+from portcullis.ledger.queries import records_query
 from portcullis.ledger.service import AUDIT, decode
 from portcullis.web.pages import PageRoute, form_data, text
 from portcullis.web.render import field_errors, page, redirect
@@ -99,18 +99,7 @@ def record_row(r: LedgerRecord) -> dict[str, Any]:
 
 
 def audit_query(ctx: Any, action: str, object_type: str, object_id: str) -> Any:
-    stmt = (
-        select(LedgerRecord)
-        .join(LedgerStream, LedgerStream.id == LedgerRecord.stream_id)
-        .where(LedgerStream.name == AUDIT)
-    )
-    if action:
-        stmt = stmt.where(LedgerRecord.action == action, LedgerRecord.object_type != "")  # the partial index
-    if object_type:
-        stmt = stmt.where(LedgerRecord.object_type == object_type, LedgerRecord.object_type != "")
-    if object_id:
-        stmt = stmt.where(LedgerRecord.object_id == object_id)
-    return stmt
+    return records_query(AUDIT, action, object_type, object_id)
 
 
 @router.get("/audit")
