@@ -183,3 +183,30 @@ def test_dashboard_shows_what_needs_doing(rt: Runtime, client: TestClient, clock
     assert "approver@example.eu" in home  # role needs MFA, not enrolled
     assert "asset.created" in home  # latest audit records
     assert "standard" in home  # the tier without a profile
+
+
+def test_detail_pages_show_what_points_at_a_record(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
+    from portcullis.inventory.schemas import AssetIn
+
+    owner = _person(rt, 1, status="active")
+    _person(rt, 2, status="active", manager_id=owner)
+    with rt.work(Principal.system("tests")) as ctx:
+        cloud = inventory.create_provider(
+            ctx, ProviderIn(external_id="P-1", name="Nimbus Cloud", criticality="critical")
+        ).id
+        db = inventory.create_asset(
+            ctx, AssetIn(external_id="A-1", name="Order database", type="database", criticality="critical",
+                         owner_id=owner, provider_id=cloud)
+        ).id
+        inventory.create_asset(
+            ctx, AssetIn(external_id="A-2", name="Matching engine", type="application", criticality="critical",
+                         owner_id=owner, depends_on=[db])
+        )
+    _admin(rt, client, clock)
+    provider_page = client.get(f"/providers/{cloud}").text
+    assert "ICT assets it supports (1)" in provider_page
+    assert f'href="/assets/{db}">Order database' in provider_page
+    assert "Matching engine" in client.get(f"/assets/{db}").text  # its dependant
+    person_page = client.get(f"/people/{owner}").text
+    assert "Reports (1)" in person_page
+    assert "ICT assets owned (2)" in person_page

@@ -16,6 +16,7 @@ from portcullis.core.errors import Conflict, PermissionDenied, ValidationFailed
 from portcullis.core.http import MAX_PAGE
 from portcullis.core.permissions import Permission
 from portcullis.inventory import service as inventory
+from portcullis.inventory.related import related
 from portcullis.web.forms import stored, stray, submitted, to_input
 from portcullis.web.pages import PageRoute, form_data
 from portcullis.web.registers import REGISTERS, Register
@@ -111,6 +112,7 @@ def _detail_page(reg: Register) -> Callable[..., Response]:
     def endpoint(request: Request, item_id: int, who: SignedIn) -> Response:
         with runtime_of(request).work(who.principal) as ctx:
             view = _view(reg, _svc(f"get_{reg.noun}")(ctx, item_id))
+            links = related(ctx, reg.slug, item_id)
         return page(
             request,
             "register_detail.html",
@@ -118,6 +120,7 @@ def _detail_page(reg: Register) -> Callable[..., Response]:
             reg=reg,
             item=view,
             rows=_detail_rows(reg, view),
+            related=links,
             title=str(view.get("name") or view.get("full_name") or view.get("external_id")),
         )
 
