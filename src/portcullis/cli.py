@@ -124,7 +124,28 @@ def serve(
     migrate.ensure_current(rt.engine)  # refuse before binding, with the command that fixes it
     h, p = host or rt.settings.host, port or rt.settings.port
     err.print(f"Portcullis {__version__} on http://{h}:{p}/  (database: {_safe_url(rt)})")
+    if rt.settings.tick_seconds:
+        _start_scheduler(rt, rt.settings.tick_seconds)
     uvicorn.run(create_app(rt), host=h, port=p, log_level="info", proxy_headers=False)
+
+
+def _start_scheduler(rt: Runtime, every: int) -> None:
+    """The scheduler beside the server, in a daemon thread: the jobs are idempotent and
+    lock what they change, so several servers doing the same is harmless."""
+    import threading
+    import time
+
+    from portcullis.scheduler import run_once
+
+    def loop() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                run_once(rt)
+            except Exception as exc:  # a failed pass must not kill the loop; the next one retries
+                err.print(f"scheduler pass failed: {exc.__class__.__name__}: {exc}")
+
+    threading.Thread(target=loop, name="portcullis-scheduler", daemon=True).start()
 
 
 def _safe_url(rt: Runtime) -> str:

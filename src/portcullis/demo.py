@@ -24,6 +24,7 @@ from portcullis.core.settings import Settings, get_settings
 from portcullis.inventory import service as inventory
 from portcullis.inventory.models import Asset, Person, PersonKind, Provider, Site, Zone
 from portcullis.inventory.schemas import AssetIn, OrganisationIn, OverrideIn, PersonIn, ProviderIn, SiteIn, ZoneIn
+from portcullis.ledger import operations
 from portcullis.ledger.service import record_change
 
 DEMO = Principal.system("demo")
@@ -185,6 +186,8 @@ def build_demo(rt: Runtime) -> Built:
         _build_assets(ctx, people, zones, providers)
         _build_users(ctx)
         ctx.session.flush()
+        # A first signed checkpoint, so the demo's audit trail is anchored from the start.
+        operations.sign_checkpoints(ctx, rt.signer)
         return Built(True, counts(ctx))
 
 

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # that someone who can rewrite the database cannot re-sign it.
     ledger_key_file: Path | None = None
     checkpoint_every: int = Field(default=1000, ge=1)
+    # `portcullis serve` runs the scheduler (checkpoints, purges ...) this often; 0: leave it to `portcullis tick`.
+    tick_seconds: int = Field(default=900, ge=0)
 
     @property
     def effective_ledger_key_file(self) -> Path:

@@ -70,6 +70,8 @@ class StreamOut(BaseModel):
     last_checkpoint_at: datetime | None
     purged_below: int
     retention_days: int | None
+    # The stream's own retention, else the proportionality default for it; null: kept for ever.
+    retention_days_effective: int | None
     last_verification: VerificationOut | None
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from portcullis.core.context import Context
 from portcullis.core.errors import FieldError, ValidationFailed
 from portcullis.core.permissions import Permission
-from portcullis.ledger import queries
+from portcullis.ledger import queries, retention
 from portcullis.ledger.checkpoints import checkpoint_all
 from portcullis.ledger.models import LedgerCheckpoint, LedgerRecord, LedgerStream
 from portcullis.ledger.note import Signer, VerifierKey
@@ -81,8 +81,11 @@ def stream_overview(ctx: Context) -> list[dict[str, Any]]:
     ctx.require(Permission.AUDIT_READ)
     times = _latest_checkpoint_times(ctx.session)
     rows = queries.stream_rows(ctx.session)
+    streams = {st.name: st for st in ctx.session.scalars(select(LedgerStream))}
     for row in rows:
         row["last_checkpoint_at"] = times.get(row["name"])
+        # What retention actually applies: the stream's own, else the tier's default for it.
+        row["retention_days_effective"] = retention.retention_days(ctx.session, streams[row["name"]])
         row["last_verification"] = last_verification(ctx.session, row["name"])
     return rows
 

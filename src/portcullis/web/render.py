@@ -65,8 +65,12 @@ def _when(value: object) -> str:
     return "" if value is None else str(value)
 
 
+# Field names whose words are acronyms, shown as such.
+_ACRONYMS = {"lei": "LEI", "idp": "IdP", "id": "id", "mfa": "MFA", "totp": "TOTP", "ict": "ICT"}
+
+
 def _label(value: object) -> str:
-    return str(value).replace("_", " ")
+    return " ".join(_ACRONYMS.get(w, w) for w in str(value).split("_"))
 
 
 env = Environment(
