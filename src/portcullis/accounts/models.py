@@ -23,6 +23,8 @@ class User(Base):
     # The last accepted TOTP time step: a code is good once, never replayed.
     totp_last_step: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    # The person in the register this user is: who requests, approves and owns things.
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), default=None, unique=True)
     created_at: Mapped[datetime]
 
 

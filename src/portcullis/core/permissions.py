@@ -31,6 +31,11 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     EVIDENCE_EXPORT = "evidence.export"
     LEDGER_ADMIN = "ledger.admin"  # purge expired payloads: opens the append-only guard
+    ACCESS_READ = "access.read"  # every grant, request and finding
+    ACCESS_REQUEST = "access.request"  # ask for access, see one's own
+    ACCESS_APPROVE = "access.approve"  # decide requests one is eligible for
+    ACCESS_ADMIN = "access.admin"  # the catalogue, role grants, revocation, reconciliation
+    IDENTITY_PROVISION = "identity.provision"  # SCIM: joiners, movers, leavers from the IdP
     SELF = "self"  # own profile, own MFA, own tokens
 
 
@@ -46,16 +51,22 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.USERS_READ,
             Permission.AUDIT_READ,
             Permission.EVIDENCE_EXPORT,
+            Permission.ACCESS_READ,
+            Permission.ACCESS_REQUEST,
+            Permission.ACCESS_APPROVE,
+            Permission.ACCESS_ADMIN,
         }
     ),
-    Role.APPROVER: frozenset(_ALL_READ),
-    Role.REVIEWER: frozenset(_ALL_READ),
-    Role.KEY_CUSTODIAN: frozenset(_ALL_READ),
-    Role.AUDITOR: frozenset(
-        _ALL_READ | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.EVIDENCE_EXPORT}
+    Role.APPROVER: frozenset(
+        _ALL_READ | {Permission.ACCESS_READ, Permission.ACCESS_REQUEST, Permission.ACCESS_APPROVE}
     ),
-    Role.MANAGEMENT_BODY: frozenset(_ALL_READ | {Permission.AUDIT_READ}),
-    Role.STAFF: frozenset({Permission.SELF}),
+    Role.REVIEWER: frozenset(_ALL_READ | {Permission.ACCESS_READ, Permission.ACCESS_REQUEST}),
+    Role.KEY_CUSTODIAN: frozenset(_ALL_READ | {Permission.ACCESS_REQUEST}),
+    Role.AUDITOR: frozenset(
+        _ALL_READ | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.EVIDENCE_EXPORT, Permission.ACCESS_READ}
+    ),
+    Role.MANAGEMENT_BODY: frozenset(_ALL_READ | {Permission.AUDIT_READ, Permission.ACCESS_READ}),
+    Role.STAFF: frozenset({Permission.SELF, Permission.ACCESS_REQUEST}),
 }
 
 

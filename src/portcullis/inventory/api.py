@@ -66,6 +66,7 @@ class PersonOut(BaseModel):
     end_date: date | None
     status_changed_at: datetime
     key_function_holder: bool
+    mfa_enrolled: bool
     idp_id: str | None
     badge_id: str | None
     created_at: datetime

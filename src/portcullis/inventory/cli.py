@@ -252,6 +252,7 @@ def people_add(
     start_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     end_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     key_function_holder: Annotated[bool, typer.Option(help="Holds a key function")] = False,
+    mfa_enrolled: Annotated[bool, typer.Option(help="MFA enrolled at the identity provider")] = False,
     idp_id: Annotated[str | None, typer.Option(help="Identity provider id")] = None,
     badge_id: Annotated[str | None, typer.Option(help="Badge id at the door readers")] = None,
     as_json: JsonOpt = False,
@@ -272,6 +273,7 @@ def people_add(
             start_date=start_date,
             end_date=end_date,
             key_function_holder=key_function_holder,
+            mfa_enrolled=mfa_enrolled,
             idp_id=idp_id,
             badge_id=badge_id,
         )

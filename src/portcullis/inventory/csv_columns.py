@@ -68,6 +68,7 @@ SPECS: dict[str, tuple[Column, ...]] = {
         _c("start_date", Cell.DATE),
         _c("end_date", Cell.DATE),
         _c("key_function_holder", Cell.BOOL),
+        _c("mfa_enrolled", Cell.BOOL),
         _c("idp_id", Cell.OPTIONAL),
         _c("badge_id", Cell.OPTIONAL),
     ),

@@ -44,6 +44,7 @@ def stored_fields(p: Person) -> dict[str, Any]:
         "start_date": p.start_date,
         "end_date": p.end_date,
         "key_function_holder": p.key_function_holder,
+        "mfa_enrolled": p.mfa_enrolled,
         "idp_id": p.idp_id,
         "badge_id": p.badge_id,
     }

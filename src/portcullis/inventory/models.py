@@ -114,6 +114,9 @@ class Person(Base):
     end_date: Mapped[date | None] = mapped_column(Date, default=None)
     status_changed_at: Mapped[datetime]
     key_function_holder: Mapped[bool] = mapped_column(default=False)
+    # MFA enrolled at the firm's identity provider: required for privileged and
+    # remote-administration access (§22, §24). Fed by the IdP (SCIM) or HR files.
+    mfa_enrolled: Mapped[bool] = mapped_column(default=False)
     idp_id: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
     badge_id: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
     created_at: Mapped[datetime]

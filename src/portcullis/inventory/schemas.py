@@ -80,6 +80,7 @@ class PersonIn(_In):
     start_date: date | None = None
     end_date: date | None = None
     key_function_holder: bool = False
+    mfa_enrolled: bool = False
     idp_id: str | None = None
     badge_id: str | None = None
 

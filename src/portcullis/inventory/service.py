@@ -16,7 +16,7 @@ nothing, which keeps a repeated import from filling the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, TypeVar
 
@@ -265,8 +265,18 @@ def update_person(ctx: Context, person_id: int, data: PersonIn) -> Person:
         person.status_changed_at = now
     person.updated_at = now
     ctx.session.flush()
-    record_change(ctx, "person.updated", "person", person.id, before, person_view(person))
+    after = person_view(person)
+    record_change(ctx, "person.updated", "person", person.id, before, after)
+    for listener in PERSON_LISTENERS:
+        listener(ctx, before, after)
     return person
+
+
+# Called after every change to a person, in the same transaction, with the views
+# before and after. Domains above the inventory register here: access revokes a
+# leaver's grants the moment they become a leaver (§19, §22 "withdrawn").
+PersonListener = Callable[[Context, dict[str, Any], dict[str, Any]], None]
+PERSON_LISTENERS: list[PersonListener] = []
 
 
 def get_person(ctx: Context, person_id: int) -> Person:

@@ -69,6 +69,7 @@ def person_view(p: Person) -> dict[str, Any]:
         "end_date": p.end_date,
         "status_changed_at": p.status_changed_at,
         "key_function_holder": p.key_function_holder,
+        "mfa_enrolled": p.mfa_enrolled,
         "idp_id": p.idp_id,
         "badge_id": p.badge_id,
         "created_at": p.created_at,

@@ -85,6 +85,7 @@ PEOPLE = Register(
         Field("start_date", "Start date", "date"),
         Field("end_date", "End date", "date", help="Required for a leaver."),
         Field("key_function_holder", "Holds a key function", "bool"),
+        Field("mfa_enrolled", "MFA enrolled at the identity provider", "bool"),
         Field("idp_id", "Identity provider id", nullable=True),
         Field("badge_id", "Badge id", nullable=True),
     ),
