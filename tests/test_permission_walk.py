@@ -17,14 +17,14 @@ from tests.factories import make_user
 PUBLIC = {"/api/v1/health"}
 
 
-def _permission_of(route: APIRoute) -> Permission | None:
+def _permission_of(route: APIRoute) -> tuple[Permission, ...] | None:
     found = [
-        d.call.permission
+        d.call.permissions
         for d in route.dependant.dependencies
-        if d.call is not None and hasattr(d.call, "permission")
+        if d.call is not None and hasattr(d.call, "permissions")
     ]
-    assert len(found) <= 1, f"{route.path} declares several permissions: {found}"
-    return found[0] if found else None
+    assert len(found) <= 1, f"{route.path} declares several permission gates: {found}"
+    return tuple(found[0]) if found else None
 
 
 class _Op:
@@ -65,7 +65,7 @@ def test_every_route_for_every_role(rt: Runtime, client: TestClient) -> None:
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
             for role, made in makers.items():
                 r = client.request(method, path, headers=made.headers, json={})
-                expected_allowed = permission in PERMISSIONS[role]
+                expected_allowed = any(p in PERMISSIONS[role] for p in permission)
                 if expected_allowed:
                     assert r.status_code not in (401, 403), (method, path, role, r.status_code, r.text)
                 else:

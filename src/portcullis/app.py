@@ -14,6 +14,7 @@ from portcullis.accounts.api import router as accounts_router
 from portcullis.core.http import install_problem_handlers
 from portcullis.core.migrate import ensure_current
 from portcullis.core.runtime import Runtime
+from portcullis.access.api_catalogue import router as access_catalogue_router
 from portcullis.inventory.api import router as inventory_router
 from portcullis.inventory.csv_api import router as csv_router
 from portcullis.ledger.api import router as ledger_router
@@ -74,6 +75,7 @@ def create_app(runtime: Runtime | None = None, check_schema: bool = True) -> Fas
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(csv_router, prefix=API_PREFIX)
+    app.include_router(access_catalogue_router, prefix=API_PREFIX)
     app.include_router(ledger_router, prefix=API_PREFIX)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

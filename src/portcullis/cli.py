@@ -12,6 +12,7 @@ from portcullis.core import migrate
 from portcullis.core.output import command, emit, err, out
 from portcullis.core.runtime import Runtime
 from portcullis.demo import register_demo
+from portcullis.access import cli_catalogue
 from portcullis.inventory import cli as inventory_cli
 from portcullis.inventory.csv_cli import register_csv
 from portcullis.ledger import cli as ledger_cli
@@ -28,6 +29,7 @@ app.add_typer(accounts_cli.app, name="user")
 app.command("login")(accounts_cli.login)
 inventory_cli.register(app)
 register_csv(app)
+cli_catalogue.register(app)
 register_demo(app)
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(ledger_cli.evidence_app, name="evidence")

@@ -46,18 +46,25 @@ def bearer_principal(runtime: Runtime, request: Request) -> Principal:
         return service.token_principal(s, runtime.clock, token.strip())
 
 
-def require(permission: Permission) -> Callable[[Request], Actor]:
-    """A route dependency; the route-walking test reads `.permission` off it."""
+def require(permission: Permission, *alternatives: Permission) -> Callable[[Request], Actor]:
+    """A route dependency: any one of the permissions lets the caller in.
+
+    The route-walking test reads `.permissions` off it. Alternatives serve reads
+    that two kinds of reader need (staff see the catalogue they ask from,
+    auditors see it to audit).
+    """
+    accepted = (permission, *alternatives)
 
     def dependency(request: Request) -> Actor:
         runtime = get_runtime(request)
         principal = bearer_principal(runtime, request)
-        if not principal.can(permission):
+        if not any(principal.can(p) for p in accepted):
+            wanted = " or ".join(p.value for p in accepted)
             raise PermissionDenied(
-                f"{principal.name} ({principal.role.value}) may not {permission.value}"
+                f"{principal.name} ({principal.role.value}) may not {wanted}"
                 + ("" if principal.mfa or permission is Permission.SELF else " (token made without MFA?)")
             )
         return Actor(principal, runtime)
 
-    dependency.permission = permission  # type: ignore[attr-defined]
+    dependency.permissions = accepted  # type: ignore[attr-defined]
     return dependency
