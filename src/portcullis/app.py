@@ -10,11 +10,14 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from portcullis import __version__
+from portcullis.access.api_catalogue import router as access_catalogue_router
+from portcullis.access.api_reconcile import router as reconcile_router
+from portcullis.access.api_workflow import router as access_workflow_router
+from portcullis.access.scim_api import router as scim_router
 from portcullis.accounts.api import router as accounts_router
 from portcullis.core.http import install_problem_handlers
 from portcullis.core.migrate import ensure_current
 from portcullis.core.runtime import Runtime
-from portcullis.access.api_catalogue import router as access_catalogue_router
 from portcullis.inventory.api import router as inventory_router
 from portcullis.inventory.csv_api import router as csv_router
 from portcullis.ledger.api import router as ledger_router
@@ -76,6 +79,10 @@ def create_app(runtime: Runtime | None = None, check_schema: bool = True) -> Fas
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(csv_router, prefix=API_PREFIX)
     app.include_router(access_catalogue_router, prefix=API_PREFIX)
+    app.include_router(access_workflow_router, prefix=API_PREFIX)
+    app.include_router(reconcile_router, prefix=API_PREFIX)
+    # SCIM has its own path and error format (RFC 7644), not /api/v1's problem details.
+    app.include_router(scim_router)
     app.include_router(ledger_router, prefix=API_PREFIX)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

@@ -7,12 +7,12 @@ from typing import Annotated
 import typer
 
 from portcullis import __version__
+from portcullis.access import cli_catalogue, cli_reconcile, cli_workflow
 from portcullis.accounts import cli as accounts_cli
 from portcullis.core import migrate
 from portcullis.core.output import command, emit, err, out
 from portcullis.core.runtime import Runtime
 from portcullis.demo import register_demo
-from portcullis.access import cli_catalogue
 from portcullis.inventory import cli as inventory_cli
 from portcullis.inventory.csv_cli import register_csv
 from portcullis.ledger import cli as ledger_cli
@@ -30,6 +30,8 @@ app.command("login")(accounts_cli.login)
 inventory_cli.register(app)
 register_csv(app)
 cli_catalogue.register(app)
+cli_workflow.register(app)
+cli_reconcile.register(app)
 register_demo(app)
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(ledger_cli.evidence_app, name="evidence")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from portcullis.access import grants, policy, requests
 from portcullis.core.context import Context, Principal
 from portcullis.core.errors import PortcullisError
 from portcullis.core.runtime import Runtime
@@ -30,6 +31,11 @@ def _checkpoint(ctx: Context, rt: Runtime) -> Any:
 
 JOBS: list[tuple[str, Job]] = [
     ("ledger.purge", _purge),
+    # Requests and grants end before the daily pass, so it checks only what is still in force;
+    # all three before the checkpoint, so that it covers their records.
+    ("access.expire_requests", lambda ctx, rt: requests.expire_requests(ctx)),
+    ("access.expire_grants", lambda ctx, rt: grants.expire_grants(ctx)),
+    ("access.daily_pass", lambda ctx, rt: policy.daily_pass(ctx)),
     ("ledger.checkpoint", _checkpoint),
 ]
 

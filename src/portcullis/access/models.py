@@ -162,13 +162,18 @@ class Approval(Base):
 
 class Grant(Base):
     __tablename__ = "access_grant"
-    __table_args__ = (Index("ix_access_grant_person_status", "person_id", "status"),)
+    __table_args__ = (
+        Index("ix_access_grant_person_status", "person_id", "status"),
+        # A request makes at most one grant per entitlement (a role request makes one per entitlement of
+        # the role): the last line of defence against concurrent approvals granting twice.
+        UniqueConstraint("request_id", "entitlement_id", name="uq_access_grant_request_entitlement"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     entitlement_id: Mapped[int] = mapped_column(ForeignKey("entitlement.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
-    request_id: Mapped[int | None] = mapped_column(ForeignKey("access_request.id"), default=None, unique=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("access_request.id"), default=None, index=True)
     role_id: Mapped[int | None] = mapped_column(ForeignKey("access_role.id"), default=None)
     status: Mapped[str] = mapped_column(String(20), default=GrantStatus.ACTIVE.value)
     starts_at: Mapped[datetime]

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=1000, ge=1)
     # `portcullis serve` runs the scheduler (checkpoints, purges ...) this often; 0: leave it to `portcullis tick`.
     tick_seconds: int = Field(default=900, ge=0)
+    # Accept Microsoft Entra's known SCIM deviations (capitalised PATCH ops, booleans as strings, paths as keys).
+    scim_entra_compat: bool = False
 
     @property
     def effective_ledger_key_file(self) -> Path:

@@ -19,7 +19,7 @@ from portcullis.inventory.csvio import KINDS, ImportReport, export_csv, run_impo
 router = APIRouter(tags=["inventory"])
 
 KindPath = Annotated[str, Path(description="The register: " + ", ".join(KINDS))]
-_CSV_BODY: dict[str, Any] = {
+CSV_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
@@ -48,7 +48,7 @@ def _too_large() -> ValidationFailed:
     )
 
 
-async def _upload(request: Request) -> bytes:
+async def read_upload(request: Request) -> bytes:
     """The CSV bytes, sent raw or as the multipart field "file", refusing anything over the cap."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BYTES + 64 * 1024:  # room for multipart framing
@@ -83,7 +83,7 @@ def _import(actor: Actor, kind: str, data: bytes, dry_run: bool) -> ImportReport
 @router.post(
     "/imports/{kind}",
     summary="Import a CSV file into a register (dry run with ?dry_run=true)",
-    openapi_extra=_CSV_BODY,
+    openapi_extra=CSV_BODY,
     responses={422: {"description": "The file has errors; nothing was imported"}},
 )
 async def import_csv(
@@ -93,7 +93,7 @@ async def import_csv(
     dry_run: Annotated[bool, Query(description="Check and report only; write nothing")] = False,
 ) -> JSONResponse:
     """Every bad row is reported by line and column; with any error nothing is written."""
-    data = await _upload(request)
+    data = await read_upload(request)
     report = await run_in_threadpool(_import, actor, kind, data, dry_run)
     body = report.as_dict()
     if not report.ok and not dry_run:

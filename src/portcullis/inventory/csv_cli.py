@@ -31,7 +31,7 @@ def _columns_help() -> str:
     return "Columns (* required):\n\n" + "\n\n".join(lines)
 
 
-def _read(file: str) -> bytes:
+def read_file(file: str) -> bytes:
     if file == "-":
         data = sys.stdin.buffer.read(MAX_BYTES + 1)
     else:
@@ -74,7 +74,7 @@ def register_csv(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report only; write nothing")] = False,
         as_json: JsonOpt = False,
     ) -> None:
-        data = _read(file)
+        data = read_file(file)
         rt = runtime()
         with rt.work(cli_principal(rt)) as ctx:
             report = run_import(ctx, kind, data, dry_run=dry_run)

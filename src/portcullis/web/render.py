@@ -51,6 +51,8 @@ NAV = (
     NavItem("Providers", "/providers", Permission.INVENTORY_READ, "providers"),
     NavItem("Organisation", "/organisation", Permission.INVENTORY_READ, "organisation"),
     NavItem("Import", "/import", Permission.INVENTORY_READ, "import"),
+    NavItem("Access", "/access", Permission.ACCESS_REQUEST, "access"),
+    NavItem("Grants", "/access/grants", Permission.ACCESS_READ, "grants"),
     NavItem("Audit log", "/audit", Permission.AUDIT_READ, "audit"),
     NavItem("Ledger", "/ledger", Permission.AUDIT_READ, "ledger"),
     NavItem("Users", "/users", Permission.USERS_READ, "users"),

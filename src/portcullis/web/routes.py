@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from portcullis.web import (
+    access_pages,
     account_pages,
     admin_pages,
     auth_pages,
@@ -17,3 +18,4 @@ router = APIRouter(include_in_schema=False)
 for module in (auth_pages, account_pages, admin_pages, dashboard, org_pages, import_pages, register_pages):
     router.include_router(module.router)
 router.include_router(ledger_pages.router)
+router.include_router(access_pages.router)

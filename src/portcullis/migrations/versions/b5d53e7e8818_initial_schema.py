@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 1de4575fdad4
+Revision ID: b5d53e7e8818
 Revises: 
-Create Date: 2026-11-24 22:36:06.859237
+Create Date: 2026-11-24 23:06:57.702809
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import portcullis.core.db
 
 
-revision = '1de4575fdad4'
+revision = 'b5d53e7e8818'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -395,11 +395,12 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['request_id'], ['access_request.id'], name=op.f('fk_access_grant_request_id_access_request')),
     sa.ForeignKeyConstraint(['role_id'], ['access_role.id'], name=op.f('fk_access_grant_role_id_access_role')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_grant')),
-    sa.UniqueConstraint('request_id', name=op.f('uq_access_grant_request_id'))
+    sa.UniqueConstraint('request_id', 'entitlement_id', name='uq_access_grant_request_entitlement')
     )
     with op.batch_alter_table('access_grant', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_access_grant_entitlement_id'), ['entitlement_id'], unique=False)
         batch_op.create_index('ix_access_grant_person_status', ['person_id', 'status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_access_grant_request_id'), ['request_id'], unique=False)
 
     op.create_table('approval',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -460,6 +461,7 @@ def downgrade() -> None:
 
     op.drop_table('approval')
     with op.batch_alter_table('access_grant', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_access_grant_request_id'))
         batch_op.drop_index('ix_access_grant_person_status')
         batch_op.drop_index(batch_op.f('ix_access_grant_entitlement_id'))
 
