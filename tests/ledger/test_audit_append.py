@@ -64,3 +64,17 @@ def test_secret_named_fields_are_masked(rt: Runtime) -> None:
         payload = s.scalars(select(LedgerRecord.payload).where(LedgerRecord.action == "x.y")).one()
     assert b"s3cr3t-value" not in payload
     assert b'"name":[null,"ok"]' in payload
+
+
+def test_a_batch_of_changes_is_one_append_with_dense_sequence(rt: Runtime) -> None:
+    from portcullis.ledger.service import Change, record_changes
+
+    with rt.work(Principal.system("t")) as ctx:
+        record_change(ctx, "first", "thing", 0)
+        refs = record_changes(ctx, [Change("thing.opened", "thing", i, None, {"n": i}) for i in range(40)])
+    assert [r.seq for r in refs] == list(range(1, 41))
+    with rt.session() as s:
+        rows = list(s.execute(select(LedgerRecord.seq, LedgerRecord.payload).order_by(LedgerRecord.seq)))
+    assert [seq for seq, _ in rows] == list(range(41))
+    assert json.loads(rows[40][1])["changes"]["n"] == [None, 39]
+    assert all(json.loads(p)["actor"]["name"] == "system:t" for _, p in rows)

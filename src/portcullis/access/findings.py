@@ -27,7 +27,7 @@ from portcullis.core.errors import Conflict, FieldError, NotFound, ValidationFai
 from portcullis.core.http import paginate
 from portcullis.core.permissions import Permission
 from portcullis.inventory.models import Person
-from portcullis.ledger.service import record_change
+from portcullis.ledger.service import Change, record_changes
 
 DUE_DAYS = 14
 HIGH = "high"
@@ -117,8 +117,7 @@ def _insert(ctx: Context, fresh: list[Finding]) -> None:
     ctx.session.add_all(fresh)
     ctx.session.flush()
     emails = _emails(ctx.session, [x for f in fresh for x in (f.person_id, f.owner_id)])
-    for f in fresh:
-        record_change(ctx, "finding.opened", "finding", f.id, None, _view(f, emails))
+    record_changes(ctx, [Change("finding.opened", "finding", f.id, None, _view(f, emails)) for f in fresh])
 
 
 def open_finding(
@@ -165,8 +164,8 @@ def _close(ctx: Context, closing: list[Finding], resolution: str) -> None:
         f.resolved_at = now
         f.resolution = resolution
     ctx.session.flush()
-    for f, b in zip(closing, before, strict=True):
-        record_change(ctx, "finding.resolved", "finding", f.id, b, _view(f, emails))
+    pairs = zip(closing, before, strict=True)
+    record_changes(ctx, [Change("finding.resolved", "finding", f.id, b, _view(f, emails)) for f, b in pairs])
 
 
 def resolve_finding(ctx: Context, finding_id: int, resolution: str) -> Finding:

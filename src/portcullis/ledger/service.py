@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -42,27 +43,44 @@ class LedgerRef:
     seq: int
 
 
-def append(
-    session: Session, stream_name: str, payload: Mapping[str, Any], clock: Clock, autosign: Autosign | None = None
-) -> LedgerRef:
-    """Append one record to a stream inside the caller's transaction.
-
-    If the caller's transaction rolls back, the record goes with it, and if this
-    append fails the caller's change cannot commit: the ledger fails closed.
-    """
-    now = clock.now()
+def _entry(payload: Mapping[str, Any], now: datetime) -> Entry:
     body = dict(_redact(payload))
     body.setdefault("time", now)
-    entry = Entry(
+    return Entry(
         canonical_bytes(body),
         action=str(body.get("action", "")),
         object_type=str(body.get("object_type", "")),
         object_id=str(body.get("object_id", "")),
     )
+
+
+def append_many(
+    session: Session,
+    stream_name: str,
+    payloads: Iterable[Mapping[str, Any]],
+    clock: Clock,
+    autosign: Autosign | None = None,
+) -> list[LedgerRef]:
+    """Append records to a stream inside the caller's transaction, in one batch.
+
+    If the caller's transaction rolls back, the records go with it, and if this
+    append fails the caller's change cannot commit: the ledger fails closed.
+    """
+    now = clock.now()
+    entries = [_entry(p, now) for p in payloads]
+    if not entries:
+        return []
     stream = lock_stream(session, stream_name, now)
-    ref = LedgerRef(stream_name, append_entries(session, stream, [entry], now))
+    first = append_entries(session, stream, entries, now)
     checkpoint_if_due(session, stream, autosign, now)
-    return ref
+    return [LedgerRef(stream_name, first + i) for i in range(len(entries))]
+
+
+def append(
+    session: Session, stream_name: str, payload: Mapping[str, Any], clock: Clock, autosign: Autosign | None = None
+) -> LedgerRef:
+    """Append one record (see append_many)."""
+    return append_many(session, stream_name, [payload], clock, autosign)[0]
 
 
 def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, list[Any]]:
@@ -77,6 +95,30 @@ def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> d
     return out
 
 
+@dataclass(frozen=True)
+class Change:
+    """One state change to audit: the action, the object, its fields before and after."""
+
+    action: str
+    object_type: str
+    object_id: object
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _payload(ctx: Context, c: Change) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "action": c.action,
+        "actor": ctx.principal.as_actor(),
+        "object_type": c.object_type,
+        "object_id": str(c.object_id),
+        "changes": diff(c.before, c.after),
+    }
+    payload.update(c.extra)
+    return payload
+
+
 def record_change(
     ctx: Context,
     action: str,
@@ -87,15 +129,13 @@ def record_change(
     **extra: Any,
 ) -> LedgerRef:
     """Audit one state change: who, what, which object, fields before and after, when."""
-    payload: dict[str, Any] = {
-        "action": action,
-        "actor": ctx.principal.as_actor(),
-        "object_type": object_type,
-        "object_id": str(object_id),
-        "changes": diff(before, after),
-    }
-    payload.update(extra)
-    return append(ctx.session, AUDIT, payload, ctx.clock, ctx.autosign)
+    change = Change(action, object_type, object_id, before, after, extra)
+    return append(ctx.session, AUDIT, _payload(ctx, change), ctx.clock, ctx.autosign)
+
+
+def record_changes(ctx: Context, changes: Iterable[Change]) -> list[LedgerRef]:
+    """Audit many state changes at once: one lock and one insert, for passes that change thousands."""
+    return append_many(ctx.session, AUDIT, [_payload(ctx, c) for c in changes], ctx.clock, ctx.autosign)
 
 
 def decode(record: LedgerRecord) -> dict[str, Any]:
