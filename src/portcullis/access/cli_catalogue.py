@@ -6,7 +6,6 @@ external id, as in files, so commands can be written without looking up ids.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,9 +19,9 @@ from portcullis.accounts.cli import JsonOpt, cli_principal, runtime
 from portcullis.core.clock import as_utc
 from portcullis.core.context import Context
 from portcullis.core.errors import FieldError, NotFound, ValidationFailed
-from portcullis.core.output import command, emit, out
+from portcullis.core.output import command, emit, emit_page, resolve_ref
 from portcullis.inventory import service as inventory
-from portcullis.inventory.cli import build, person_id_by_email
+from portcullis.inventory.cli import build, by_external_id, person_id_by_email
 from portcullis.inventory.models import PersonKind
 
 entitlements_app = typer.Typer(help="Entitlements on ICT assets and zones (§19, §21).", no_args_is_help=True)
@@ -71,50 +70,12 @@ def register(app: typer.Typer) -> None:
         app.add_typer(group, name=name)
 
 
-def _emit_page(
-    result: tuple[list[Any], int, int | None],
-    view: Callable[[Any], dict[str, Any]],
-    columns: list[str],
-    as_json: bool,
-    title: str,
-) -> None:
-    rows, total, nxt = result
-    items = [view(r) for r in rows]
-    if as_json:
-        emit({"items": items, "total": total, "next_after": nxt}, True)
-        return
-    emit(items, False, columns, title=title)
-    more = f"; next page: --after {nxt}" if nxt is not None else ""
-    out.print(f"{len(items)} of {total}{more}", highlight=False)
-
-
 def _entitlement_id(ctx: Context, key: str | None, option: str) -> int | None:
-    if key is None or not key.strip():
-        return None
-    e = catalogue.find_entitlement_by_key(ctx, key)
-    if e is None:
-        raise ValidationFailed(f"Unknown {option}", [FieldError(option, f"no entitlement with key {key.strip()}")])
-    return e.id
+    return resolve_ref(lambda k: catalogue.find_entitlement_by_key(ctx, k), key, option, "entitlement with key")
 
 
 def _role_id(ctx: Context, key: str | None, option: str) -> int | None:
-    if key is None or not key.strip():
-        return None
-    r = catalogue.find_role_by_key(ctx, key)
-    if r is None:
-        raise ValidationFailed(f"Unknown {option}", [FieldError(option, f"no role with key {key.strip()}")])
-    return r.id
-
-
-def _external(
-    ctx: Context, finder: Callable[[Context, str], Any], ext: str | None, option: str, label: str
-) -> int | None:
-    if ext is None or not ext.strip():
-        return None
-    found = finder(ctx, ext)
-    if found is None:
-        raise ValidationFailed(f"Unknown {option}", [FieldError(option, f"no {label} with external id {ext.strip()}")])
-    return int(found.id)
+    return resolve_ref(lambda k: catalogue.find_role_by_key(ctx, k), key, option, "role with key")
 
 
 def _when(value: str | None, option: str) -> datetime | None:
@@ -161,12 +122,12 @@ def entitlements_list(
     """List entitlements."""
     rt = runtime()
     with rt.work(cli_principal(rt)) as ctx:
-        asset_id = _external(ctx, inventory.find_asset_by_external_id, asset, "--asset", "ICT asset")
-        zone_id = _external(ctx, inventory.find_zone_by_external_id, zone, "--zone", "zone")
+        asset_id = by_external_id(ctx, inventory.find_asset_by_external_id, asset, "--asset", "ICT asset")
+        zone_id = by_external_id(ctx, inventory.find_zone_by_external_id, zone, "--zone", "zone")
         result = catalogue.list_entitlements(
             ctx, asset_id=asset_id, zone_id=zone_id, privileged=privileged, q=q, after=after, limit=limit
         )
-        _emit_page(result, catalogue.entitlement_view, _ENT_COLS, as_json, "Entitlements")
+        emit_page(result, catalogue.entitlement_view, _ENT_COLS, as_json, "Entitlements")
 
 
 @entitlements_app.command("show")
@@ -181,8 +142,8 @@ def entitlements_show(key: Annotated[str, typer.Argument(help="Entitlement key")
 def _entitlement_fields(ctx: Context, given: dict[str, Any], asset: str | None, zone: str | None) -> dict[str, Any]:
     fields = {k: v for k, v in given.items() if v is not None}
     if asset is not None or zone is not None:
-        fields["asset_id"] = _external(ctx, inventory.find_asset_by_external_id, asset, "--asset", "ICT asset")
-        fields["zone_id"] = _external(ctx, inventory.find_zone_by_external_id, zone, "--zone", "zone")
+        fields["asset_id"] = by_external_id(ctx, inventory.find_asset_by_external_id, asset, "--asset", "ICT asset")
+        fields["zone_id"] = by_external_id(ctx, inventory.find_zone_by_external_id, zone, "--zone", "zone")
     return fields
 
 
@@ -275,7 +236,7 @@ def roles_list(q: QOpt = None, after: AfterOpt = None, limit: LimitOpt = 50, as_
     """List roles."""
     rt = runtime()
     with rt.work(cli_principal(rt)) as ctx:
-        _emit_page(
+        emit_page(
             catalogue.list_roles(ctx, q=q, after=after, limit=limit), catalogue.role_view, _ROLE_COLS, as_json, "Roles"
         )
 

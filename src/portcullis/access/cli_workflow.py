@@ -18,7 +18,7 @@ from portcullis.access.schemas import DecisionIn, RequestIn
 from portcullis.accounts.cli import JsonOpt, cli_principal, runtime
 from portcullis.core.context import Context
 from portcullis.core.errors import FieldError, ValidationFailed
-from portcullis.core.output import command, emit, out
+from portcullis.core.output import command, emit, emit_page, resolve_ref
 from portcullis.inventory import service as inventory
 from portcullis.inventory.models import Person
 
@@ -47,40 +47,16 @@ def register(root: typer.Typer) -> None:
 
 def _person_id(ctx: Context, email: str | None, option: str) -> int | None:
     # A plain lookup, not a read of the register: staff naming a colleague they ask for need no inventory access.
-    if email is None or not email.strip():
-        return None
-    pid = ctx.session.scalar(select(Person.id).where(func.lower(Person.email) == email.strip().lower()))
-    if pid is None:
-        raise ValidationFailed(f"Unknown {option}", [FieldError(option, f"no person with email {email.strip()}")])
-    return int(pid)
+    def find(e: str) -> int | None:
+        return ctx.session.scalar(select(Person.id).where(func.lower(Person.email) == e.lower()))
+
+    return resolve_ref(find, email, option, "person with email")
 
 
 def _by_key(
     ctx: Context, finder: Callable[[Context, str], Any], key: str | None, option: str, label: str
 ) -> int | None:
-    if key is None or not key.strip():
-        return None
-    found = finder(ctx, key.strip())
-    if found is None:
-        raise ValidationFailed(f"Unknown {option}", [FieldError(option, f"no {label} {key.strip()!r}")])
-    return int(found.id)
-
-
-def _page(
-    result: tuple[list[Any], int, int | None],
-    view: Callable[[Any], dict[str, Any]],
-    columns: list[str],
-    as_json: bool,
-    title: str,
-) -> None:
-    rows, total, nxt = result
-    items = [view(r) for r in rows]
-    if as_json:
-        emit({"items": items, "total": total, "next_after": nxt}, True)
-        return
-    emit(items, False, columns, title=title)
-    more = f"; next page: --after {nxt}" if nxt is not None else ""
-    out.print(f"{len(items)} of {total}{more}", highlight=False)
+    return resolve_ref(lambda k: finder(ctx, k), key, option, label)
 
 
 # --- requests --------------------------------------------------------------------------
@@ -162,7 +138,7 @@ def list_requests(
         result = requests.list_requests(
             ctx, status=status, subject_id=_person_id(ctx, for_, "--for"), after=after, limit=limit
         )
-        _page(result, requests.request_view, REQUEST_COLUMNS, as_json, "Access requests")
+        emit_page(result, requests.request_view, REQUEST_COLUMNS, as_json, "Access requests")
 
 
 @app.command("inbox")
@@ -203,7 +179,7 @@ def list_grants(
             after=after,
             limit=limit,
         )
-        _page(result, grants.grant_view, GRANT_COLUMNS, as_json, "Grants")
+        emit_page(result, grants.grant_view, GRANT_COLUMNS, as_json, "Grants")
 
 
 @app.command("my-access")
@@ -272,7 +248,7 @@ def list_findings(
             after=after,
             limit=limit,
         )
-        _page(result, findings.finding_view, FINDING_COLUMNS, as_json, "Findings")
+        emit_page(result, findings.finding_view, FINDING_COLUMNS, as_json, "Findings")
 
 
 @app.command("resolve-finding")

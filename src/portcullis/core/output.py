@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from portcullis.core.canonical import jsonable
-from portcullis.core.errors import PortcullisError
+from portcullis.core.errors import FieldError, PortcullisError, ValidationFailed
 
 out = Console()
 err = Console(stderr=True)
@@ -64,3 +64,34 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def emit_page(
+    result: tuple[list[Any], int, int | None],
+    view: Callable[[Any], dict[str, Any]],
+    columns: Sequence[str],
+    as_json: bool,
+    title: str,
+) -> None:
+    """One page of a keyset-paginated listing, with how to get the next one."""
+    rows, total, nxt = result
+    items = [view(r) for r in rows]
+    if as_json:
+        emit({"items": items, "total": total, "next_after": nxt}, True)
+        return
+    emit(items, False, columns, title=title)
+    more = f"; next page: --after {nxt}" if nxt is not None else ""
+    out.print(f"{len(items)} of {total}{more}", highlight=False)
+
+
+def resolve_ref(finder: Callable[[str], Any], value: str | None, option: str, described: str) -> int | None:
+    """The id of what a command-line option names (an email, an external id, a key), or a clear error.
+
+    `described` reads before the value: "person with email", "site with external id".
+    """
+    if value is None or not value.strip():
+        return None
+    found = finder(value.strip())
+    if found is None:
+        raise ValidationFailed(f"Unknown {option}", [FieldError(option, f"no {described} {value.strip()}")])
+    return int(found if isinstance(found, int) else found.id)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from portcullis.accounts.cli import JsonOpt, cli_principal, runtime
 from portcullis.core.context import Context
 from portcullis.core.errors import FieldError, NotFound, ValidationFailed
-from portcullis.core.output import command, emit, out
+from portcullis.core.output import command, emit, emit_page, resolve_ref
 from portcullis.inventory import service
 from portcullis.inventory.models import AssetType, Criticality, Level, PersonKind, PersonStatus, SiteKind, ZoneKind
 from portcullis.inventory.proportionality import KEYS
@@ -68,41 +68,14 @@ def build(model: type[InT], **fields: Any) -> InT:
         raise ValidationFailed(f"The {model.__name__.removesuffix('In').lower()} is not valid", errors) from exc
 
 
-def person_id_by_email(ctx: Context, email: str | None, option: str) -> int | None:
-    if email is None or not email.strip():
-        return None
-    person = service.find_person_by_email(ctx, email)
-    if person is None:
-        raise ValidationFailed(f"Unknown {option}", [FieldError(option, f"no person with email {email.strip()}")])
-    return person.id
-
-
-def _by_external_id(
+def by_external_id(
     ctx: Context, finder: Callable[[Context, str], Any], external_id: str | None, option: str, label: str
 ) -> int | None:
-    if external_id is None or not external_id.strip():
-        return None
-    found = finder(ctx, external_id)
-    if found is None:
-        raise ValidationFailed(f"Unknown {option}", [FieldError(option, f"no {label} with external id {external_id}")])
-    return int(found.id)
+    return resolve_ref(lambda x: finder(ctx, x), external_id, option, f"{label} with external id")
 
 
-def _emit_page(
-    result: tuple[list[Any], int, int | None],
-    view: Callable[[Any], dict[str, Any]],
-    columns: list[str],
-    as_json: bool,
-    title: str,
-) -> None:
-    rows, total, nxt = result
-    items = [view(r) for r in rows]
-    if as_json:
-        emit({"items": items, "total": total, "next_after": nxt}, True)
-        return
-    emit(items, False, columns, title=title)
-    more = f"; next page: --after {nxt}" if nxt is not None else ""
-    out.print(f"{len(items)} of {total}{more}", highlight=False)
+def person_id_by_email(ctx: Context, email: str | None, option: str) -> int | None:
+    return resolve_ref(lambda e: service.find_person_by_email(ctx, e), email, option, "person with email")
 
 
 # --- organisation ---------------------------------------------------------------
@@ -226,7 +199,7 @@ def people_list(
             limit=limit,
         )
         cols = ["id", "external_id", "email", "full_name", "kind", "department", "status", "manager_email"]
-        _emit_page(result, service.person_view, cols, as_json, "People")
+        emit_page(result, service.person_view, cols, as_json, "People")
 
 
 @people_app.command("show")
@@ -296,7 +269,7 @@ def sites_list(
     rt = runtime()
     with rt.work(cli_principal(rt)) as ctx:
         result = service.list_sites(ctx, kind=kind.value if kind else None, q=q, after=after, limit=limit)
-        _emit_page(result, service.site_view, ["id", "external_id", "name", "kind", "owner_email"], as_json, "Sites")
+        emit_page(result, service.site_view, ["id", "external_id", "name", "kind", "owner_email"], as_json, "Sites")
 
 
 @sites_app.command("show")
@@ -345,12 +318,12 @@ def zones_list(
     """List zones."""
     rt = runtime()
     with rt.work(cli_principal(rt)) as ctx:
-        site_id = _by_external_id(ctx, service.find_site_by_external_id, site, "--site", "site")
+        site_id = by_external_id(ctx, service.find_site_by_external_id, site, "--site", "site")
         result = service.list_zones(
             ctx, site_id=site_id, criticality=criticality.value if criticality else None, q=q, after=after, limit=limit
         )
         cols = ["id", "external_id", "site_external_id", "name", "kind", "criticality", "owner_email"]
-        _emit_page(result, service.zone_view, cols, as_json, "Zones")
+        emit_page(result, service.zone_view, cols, as_json, "Zones")
 
 
 @zones_app.command("show")
@@ -379,7 +352,7 @@ def zones_add(
         data = build(
             ZoneIn,
             external_id=external_id,
-            site_id=_by_external_id(ctx, service.find_site_by_external_id, site, "--site", "site"),
+            site_id=by_external_id(ctx, service.find_site_by_external_id, site, "--site", "site"),
             name=name,
             kind=kind.value,
             criticality=criticality.value,
@@ -421,7 +394,7 @@ def providers_list(
             limit=limit,
         )
         cols = ["id", "external_id", "name", "criticality", "lei", "contract_end"]
-        _emit_page(result, service.provider_view, cols, as_json, "ICT third-party providers")
+        emit_page(result, service.provider_view, cols, as_json, "ICT third-party providers")
 
 
 @providers_app.command("show")
@@ -489,14 +462,14 @@ def assets_list(
             type=type.value if type else None,
             criticality=criticality.value if criticality else None,
             owner_id=person_id_by_email(ctx, owner, "--owner"),
-            provider_id=_by_external_id(ctx, service.find_provider_by_external_id, provider, "--provider", "provider"),
-            zone_id=_by_external_id(ctx, service.find_zone_by_external_id, zone, "--zone", "zone"),
+            provider_id=by_external_id(ctx, service.find_provider_by_external_id, provider, "--provider", "provider"),
+            zone_id=by_external_id(ctx, service.find_zone_by_external_id, zone, "--zone", "zone"),
             q=q,
             after=after,
             limit=limit,
         )
         cols = ["id", "external_id", "name", "type", "criticality", "owner_email", "provider_external_id"]
-        _emit_page(result, service.asset_view, cols, as_json, "ICT assets")
+        emit_page(result, service.asset_view, cols, as_json, "ICT assets")
 
 
 @assets_app.command("show")
@@ -529,7 +502,7 @@ def assets_add(
     rt = runtime()
     with rt.work(cli_principal(rt)) as ctx:
         find_asset = service.find_asset_by_external_id
-        deps = [_by_external_id(ctx, find_asset, d, "--depends-on", "asset") for d in depends_on or []]
+        deps = [by_external_id(ctx, find_asset, d, "--depends-on", "asset") for d in depends_on or []]
         data = build(
             AssetIn,
             external_id=external_id,
@@ -538,9 +511,9 @@ def assets_add(
             criticality=criticality.value,
             owner_id=person_id_by_email(ctx, owner, "--owner"),
             business_function=business_function,
-            zone_id=_by_external_id(ctx, service.find_zone_by_external_id, zone, "--zone", "zone"),
+            zone_id=by_external_id(ctx, service.find_zone_by_external_id, zone, "--zone", "zone"),
             location=location,
-            provider_id=_by_external_id(ctx, service.find_provider_by_external_id, provider, "--provider", "provider"),
+            provider_id=by_external_id(ctx, service.find_provider_by_external_id, provider, "--provider", "provider"),
             description=description,
             tags=tag or [],
             depends_on=[d for d in deps if d is not None],
