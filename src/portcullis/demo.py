@@ -11,7 +11,9 @@ import pyotp
 import typer
 from sqlalchemy import func, select
 
+from portcullis import demo_access
 from portcullis import demo_data as data
+from portcullis.access.models import AccessRole, Entitlement, Finding, FindingStatus, Grant, GrantStatus
 from portcullis.accounts import service as accounts
 from portcullis.accounts.models import User
 from portcullis.core import migrate
@@ -74,6 +76,7 @@ def _build_people(ctx: Context) -> dict[str, int]:
                 key_function_holder=p.key_function_holder,
                 idp_id=p.idp_id,
                 badge_id=p.badge_id,
+                mfa_enrolled=p.mfa_enrolled,
             ),
         )
         ids[p.external_id] = person.id
@@ -126,7 +129,9 @@ def _build_providers(ctx: Context) -> dict[str, int]:
     return ids
 
 
-def _build_assets(ctx: Context, people: dict[str, int], zones: dict[str, int], providers: dict[str, int]) -> None:
+def _build_assets(
+    ctx: Context, people: dict[str, int], zones: dict[str, int], providers: dict[str, int]
+) -> dict[str, int]:
     ids: dict[str, int] = {}
     for a in _in_dependency_order(data.ASSETS, lambda a: a.external_id, lambda a: a.depends_on):
         asset = inventory.create_asset(
@@ -147,13 +152,17 @@ def _build_assets(ctx: Context, people: dict[str, int], zones: dict[str, int], p
             ),
         )
         ids[a.external_id] = asset.id
+    return ids
 
 
-def _build_users(ctx: Context) -> None:
+def _build_users(ctx: Context) -> dict[str, User]:
+    users: dict[str, User] = {}
     for u in data.USERS:
         user = accounts.create_user(ctx, u.email, u.full_name, u.role, u.password)
         if u.totp_secret:
             _enrol_fixed_totp(ctx, user, u.totp_secret)
+        users[u.email] = user
+    return users
 
 
 def _enrol_fixed_totp(ctx: Context, user: User, secret: str) -> None:
@@ -168,32 +177,37 @@ def _enrol_fixed_totp(ctx: Context, user: User, secret: str) -> None:
 
 def build_demo(rt: Runtime) -> Built:
     """Build the demo organisation in one unit of work, unless it is already there."""
-    with rt.work(DEMO) as ctx:
-        existing = inventory.get_organisation(ctx)
+    with rt.work(DEMO) as base:
+        existing = inventory.get_organisation(base)
         if existing is not None:
             if existing.legal_name != data.ORGANISATION["legal_name"]:
                 raise Conflict(
                     f"This database already holds the organisation {existing.legal_name!r}; "
                     "the demo is only built into an empty database (or use --reset on the embedded one)"
                 )
-            return Built(False, counts(ctx))
+            return Built(False, counts(base))
+        # The firm's first weeks on Portcullis, played on a clock that ends now (see demo_access).
+        story = demo_access.Story.start(base, DEMO)
+        ctx = story.ctx()
         inventory.set_organisation(ctx, OrganisationIn.model_validate(data.ORGANISATION))
         for override in data.OVERRIDES:
             inventory.set_override(ctx, OverrideIn.model_validate(override))
         people = _build_people(ctx)
         zones = _build_premises(ctx, people)
         providers = _build_providers(ctx)
-        _build_assets(ctx, people, zones, providers)
-        _build_users(ctx)
-        ctx.session.flush()
+        assets = _build_assets(ctx, people, zones, providers)
+        users = _build_users(ctx)
+        demo_access.build_access(story, people, assets, zones, users)
+        base.session.flush()
         # A first signed checkpoint, so the demo's audit trail is anchored from the start.
-        operations.sign_checkpoints(ctx, rt.signer)
-        return Built(True, counts(ctx))
+        operations.sign_checkpoints(base, rt.signer)
+        return Built(True, counts(base))
 
 
 def counts(ctx: Context) -> dict[str, int]:
     s = ctx.session
     service_account = Person.kind == PersonKind.SERVICE_ACCOUNT.value
+    active, open_ = GrantStatus.ACTIVE.value, FindingStatus.OPEN.value
     return {
         "people": s.scalar(select(func.count()).select_from(Person).where(~service_account)) or 0,
         "service accounts": s.scalar(select(func.count()).select_from(Person).where(service_account)) or 0,
@@ -205,8 +219,12 @@ def counts(ctx: Context) -> dict[str, int]:
                 ("providers", Provider),
                 ("assets", Asset),
                 ("platform users", User),
+                ("entitlements", Entitlement),
+                ("roles", AccessRole),
             )
         },
+        "active grants": s.scalar(select(func.count()).select_from(Grant).where(Grant.status == active)) or 0,
+        "open findings": s.scalar(select(func.count()).select_from(Finding).where(Finding.status == open_)) or 0,
     }
 
 
@@ -241,6 +259,10 @@ def _print_logins(rt: Runtime) -> None:
     _say(f"\nOpen [bold]http://{settings.host}:{settings.port}/[/bold]")
     _say(f"  admin:   {data.ADMIN_EMAIL} / {data.ADMIN_PASSWORD}  (password, then a TOTP code)")
     _say(f"  auditor: {data.AUDITOR_EMAIL} / {data.AUDITOR_PASSWORD}  (password only)")
+    _say(
+        f"  The admin is {demo_access.ADMIN_PERSON_NAME} (CISO): a request waits in /access/approvals, "
+        "and what is wrong with the firm's access is in /access/findings"
+    )
     _say(f"\nAdmin TOTP secret: {data.ADMIN_TOTP_SECRET}")
     if out.is_terminal:
         import segno

@@ -91,6 +91,12 @@ class PersonSpec:
     # Remote contractors and service accounts never enter the premises.
     badge: bool = True
     email_local: str | None = None
+    # MFA at the firm's identity provider; service accounts authenticate otherwise.
+    mfa: bool = True
+
+    @property
+    def mfa_enrolled(self) -> bool:
+        return self.mfa and self.kind != "service_account"
 
     @property
     def email(self) -> str:
@@ -144,7 +150,8 @@ PEOPLE_SPECS: list[PersonSpec] = [
     P("AUR-019", "Raphaël Martin", ENGINEERING, "Mobile Engineer", "AUR-005", "2024-06-03", kind="contractor",
       badge=False),
     P("AUR-020", "Ana Horvat", ENGINEERING, "Data Engineer", "AUR-006", "2023-09-18"),
-    P("AUR-021", "Tom Hoffmann", ENGINEERING, "DevOps Engineer", "AUR-006", "2026-12-01", status="joiner"),
+    P("AUR-021", "Tom Hoffmann", ENGINEERING, "DevOps Engineer", "AUR-006", "2026-12-01", status="joiner",
+      mfa=False),
     # Security
     P("AUR-022", "Aoife Byrne", SECURITY, "Chief Information Security Officer", "AUR-001", "2020-02-03",
       key_function_holder=True),
@@ -152,7 +159,7 @@ PEOPLE_SPECS: list[PersonSpec] = [
     P("AUR-024", "Laura Rossi", SECURITY, "Security Operations Analyst", "AUR-022", "2022-05-02"),
     P("AUR-025", "Henrik Sørensen", SECURITY, "Identity and Access Management Engineer", "AUR-022", "2021-10-04"),
     P("AUR-026", "Paulina Wiśniewska", SECURITY, "Penetration Tester", "AUR-022", "2025-09-01", kind="contractor",
-      badge=False),
+      badge=False, mfa=False),
     # Operations
     P("AUR-027", "Tomasz Kowalski", OPERATIONS, "Head of Operations", "AUR-002", "2019-09-02"),
     P("AUR-028", "Julie Schmit", OPERATIONS, "Office and Facilities Manager", "AUR-027", "2020-01-13"),

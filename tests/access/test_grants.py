@@ -6,9 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portcullis.access import catalogue, grants, requests
-from portcullis.access.models import AccessRequest, Finding
+from portcullis.access.models import AccessRequest, AccessRole, Finding, RoleMembership
 from portcullis.access.schemas import AccessRoleIn
 from portcullis.core.clock import FrozenClock
 from portcullis.core.context import Principal
@@ -98,6 +99,143 @@ def test_grant_role_needs_admin_and_a_reason(w: World) -> None:
     with pytest.raises(ValidationFailed) as exc2, w.rt.work(w.p("sofia")) as ctx:
         grants.grant_role(ctx, 999_999, 999_999, "x")
     assert {e.field for e in exc2.value.errors} == {"person_id", "role_id"}
+
+
+# --- role memberships --------------------------------------------------------------------
+
+
+def _memberships(w: World, person: str) -> list[RoleMembership]:
+    with w.rt.session() as s:
+        rows = s.scalars(
+            select(RoleMembership).where(RoleMembership.person_id == w.people[person]).order_by(RoleMembership.id)
+        )
+        return list(rows)
+
+
+def test_grant_role_opens_one_membership_audited(w: World) -> None:
+    role = _role(w, "ops", "server-room")
+    _grant_role(w, w.p("sofia"), "ana", role)
+    [m] = _memberships(w, "ana")
+    assert (m.role_id, m.source, m.since, m.ended_at) == (role, "manual", START, None)
+    [rec] = records(w.rt, "role_membership.started")
+    assert (rec["object_id"], rec["reason"], rec["actor"]["name"]) == (
+        str(m.id),
+        "joins the on-call team",
+        "sofia@kestrel.example.eu",
+    )
+
+
+def test_a_role_without_entitlements_is_a_membership_alone(w: World) -> None:
+    role = _role(w, "readers")
+    assert _grant_role(w, w.p("sofia"), "ben", role) == []
+    assert [(m.role_id, m.ended_at) for m in _memberships(w, "ben")] == [(role, None)]
+    assert w.grants("ben") == []
+    with pytest.raises(Conflict, match="already holds role readers"):
+        _grant_role(w, w.p("sofia"), "ben", role)
+    assert len(_memberships(w, "ben")) == 1
+
+
+def test_granting_again_issues_only_what_the_role_gained(w: World) -> None:
+    role = _role(w, "ops", "server-room")
+    [first] = _grant_role(w, w.p("sofia"), "ana", role)
+    with w.rt.work(SYSTEM) as ctx:
+        catalogue.update_role(
+            ctx, role, AccessRoleIn(key="ops", name="Ops", entitlement_ids=[w.ents["server-room"], w.ents["app-read"]])
+        )
+    [added] = _grant_role(w, w.p("sofia"), "ana", role)
+    held = {g.id: g.entitlement_id for g in w.grants("ana")}
+    assert held == {first: w.ents["server-room"], added: w.ents["app-read"]}
+    assert len(_memberships(w, "ana")) == 1
+
+
+def test_end_role_revokes_that_roles_standing_grants_only(w: World, clock: FrozenClock) -> None:
+    ops = _role(w, "ops", "server-room", "pay-initiate")
+    readers = _role(w, "readers", "app-read")
+    ops_grants = _grant_role(w, w.p("sofia"), "ana", ops)
+    [reader_grant] = _grant_role(w, w.p("sofia"), "ana", readers)
+    adhoc = _approved(w, "ana", "server-room")
+    clock.advance(timedelta(hours=2))
+    with w.rt.work(w.p("sofia")) as ctx:
+        grants.end_role(ctx, w.people["ana"], ops, "left the on-call team")
+    by_id = {g.id: g for g in w.grants("ana")}
+    assert {(by_id[i].status, by_id[i].end_reason, by_id[i].ended_at) for i in ops_grants} == {
+        ("revoked", "left the on-call team", START + timedelta(hours=2))
+    }
+    assert (by_id[reader_grant].status, by_id[adhoc].status) == ("active", "active")
+    ended = {m.role_id: m for m in _memberships(w, "ana")}
+    assert (ended[ops].ended_at, ended[ops].end_reason) == (START + timedelta(hours=2), "left the on-call team")
+    assert ended[readers].ended_at is None
+    assert [r["object_id"] for r in records(w.rt, "role_membership.ended")] == [str(ended[ops].id)]
+    with w.rt.work(w.p("sofia")) as ctx, pytest.raises(NotFound, match="holds no role"):
+        grants.end_role(ctx, w.people["ana"], ops, "again")
+    # the role can be held again later: a new membership, new grants
+    again = _grant_role(w, w.p("sofia"), "ana", ops)
+    assert len(again) == 2
+    assert not set(again) & set(ops_grants)
+
+
+def test_end_role_needs_admin_and_a_reason(w: World) -> None:
+    role = _role(w, "ops", "server-room")
+    _grant_role(w, w.p("sofia"), "ana", role)
+    with w.rt.work(w.p("max")) as ctx, pytest.raises(PermissionDenied):
+        grants.end_role(ctx, w.people["ana"], role, "x")
+    with w.rt.work(w.p("sofia")) as ctx, pytest.raises(ValidationFailed) as exc:
+        grants.end_role(ctx, w.people["ana"], role, " ")
+    assert [e.field for e in exc.value.errors] == ["reason"]
+    assert _memberships(w, "ana")[0].ended_at is None
+    assert w.grants("ana")[0].status == "active"
+
+
+def test_a_leaver_loses_memberships_with_grants(w: World) -> None:
+    ops = _role(w, "ops", "server-room")
+    bare = _role(w, "readers")
+    _grant_role(w, w.p("sofia"), "ana", ops)
+    _grant_role(w, w.p("sofia"), "ana", bare)
+    w.update_person("ana", status="leaver", end_date=date(2026, 11, 24))
+    assert {(m.role_id, m.end_reason) for m in _memberships(w, "ana")} == {(ops, "leaver"), (bare, "leaver")}
+    assert all(m.ended_at == START for m in _memberships(w, "ana"))
+    assert [(g.status, g.end_reason) for g in w.grants("ana")] == [("revoked", "leaver")]
+    # a leaver cannot be given a role back, not even a bare membership
+    with pytest.raises(ValidationFailed) as exc:
+        _grant_role(w, w.p("sofia"), "ana", bare)
+    assert exc.value.errors[0].message == "the person is a leaver and may hold no access"
+    assert [m.ended_at is None for m in _memberships(w, "ana")] == [False, False]
+
+
+def test_retired_role_ends_every_membership_and_refuses_new_grants(w: World) -> None:
+    role = _role(w, "ops", "server-room")
+    _grant_role(w, w.p("sofia"), "ana", role)
+    _grant_role(w, w.p("sofia"), "ben", role)
+    with w.rt.work(w.p("sofia")) as ctx:
+        grants.retire_role(ctx, role, "replaced by site roles")
+    with w.rt.session() as s:
+        assert s.get(AccessRole, role).retired_at == START  # type: ignore[union-attr]
+    for who in ("ana", "ben"):
+        assert [m.end_reason for m in _memberships(w, who)] == ["replaced by site roles"]
+        assert [g.status for g in w.grants(who)] == ["revoked"]
+    assert [r["object_id"] for r in records(w.rt, "role.retired")] == [str(role)]
+    with pytest.raises(ValidationFailed, match="cannot be granted") as exc:
+        _grant_role(w, w.p("sofia"), "ana", role)
+    assert exc.value.errors[0].message == "role ops is retired and may be granted no more"
+    with w.rt.work(w.p("sofia")) as ctx, pytest.raises(Conflict, match="already retired"):
+        grants.retire_role(ctx, role, "again")
+
+
+def test_the_database_allows_one_open_membership_per_person_and_role(w: World) -> None:
+    role = _role(w, "readers")
+    _grant_role(w, w.p("sofia"), "ana", role)
+    with pytest.raises(IntegrityError), w.rt.session() as s:
+        s.add(RoleMembership(person_id=w.people["ana"], role_id=role, source="manual", since=START))
+        s.flush()
+    # an ended membership does not count
+    with w.rt.session() as s:
+        s.add(
+            RoleMembership(
+                person_id=w.people["ana"], role_id=role, source="manual", since=START, ended_at=START, end_reason="x"
+            )
+        )
+        s.commit()
+    assert len(_memberships(w, "ana")) == 2
 
 
 # --- revocation and expiry --------------------------------------------------------------

@@ -358,3 +358,17 @@ def test_records_of_another_system_or_twice_the_same_account_are_refused(rt: Run
             reconcile_accounts(ctx, "back-office", records, source={"kind": "test"})
         assert [e.field for e in exc.value.errors] == [field]
     assert count(rt, TargetAccount) == 0
+
+
+def test_an_orphan_in_no_mapped_group_is_owned_by_the_security_officer(rt: Runtime, clock: FrozenClock) -> None:
+    """Every finding has an owner: an account that is nobody's, in no group we know, goes to the security officer."""
+    from portcullis.core.permissions import Role
+    from tests.factories import make_user
+
+    w = build_world(rt, clock, "hr-app")
+    officer = make_user(rt, Role.SECURITY_OFFICER)
+    with rt.work(ADMIN) as ctx:
+        catalogue.link_user_to_person(ctx, officer.user.id, w.people["mike"])
+    run_csv(rt, "hr-app", export("hr-app", ["{s},stray,stray@nowhere.example,,true,wiki"]))
+    found = open_findings(rt)
+    assert found[("orphan_account", "stray")]["owner_id"] == w.people["mike"]

@@ -292,6 +292,30 @@ def test_role_request_refused_when_not_eligible(w: World) -> None:
     assert "Engineering" in exc.value.errors[0].message
 
 
+def test_retired_role_cannot_be_requested_nor_approved(w: World) -> None:
+    from portcullis.access import grants as grants_service
+
+    with w.rt.work(SYSTEM) as ctx:
+        role = catalogue.create_role(
+            ctx,
+            AccessRoleIn(key="ops", name="Operations", entitlement_ids=[w.ents["server-room"], w.ents["pay-initiate"]]),
+        )
+    with w.rt.work(w.p("ana")) as ctx:
+        rid = requests.request_access(
+            ctx, RequestIn(subject_id=w.people["ana"], role_id=role.id, justification=JUSTIFICATION)
+        ).id
+    with w.rt.work(SYSTEM) as ctx:
+        grants_service.retire_role(ctx, role.id, "replaced by the new operations roles")
+    with pytest.raises(ValidationFailed, match="cannot be approved"):
+        w.decide("sofia", rid)
+    assert w.grants("ana") == []
+    with w.rt.work(w.p("ana")) as ctx, pytest.raises(ValidationFailed) as exc:
+        requests.request_access(
+            ctx, RequestIn(subject_id=w.people["ana"], role_id=role.id, justification=JUSTIFICATION + " again")
+        )
+    assert "retired" in exc.value.errors[0].message
+
+
 # --- cancelling, reading ---------------------------------------------------------------
 
 

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, object_session
 
 from portcullis.access import catalogue
 from portcullis.access.findings import HIGH, MEDIUM, FindingSpec, open_finding, open_keys, open_many
-from portcullis.access.models import AccessRole, Entitlement, Grant, GrantKind, GrantStatus
-from portcullis.access.policy import Check, blocking, checks_for, grant_finding, target_owner
+from portcullis.access.models import AccessRole, Entitlement, Grant, GrantKind, GrantStatus, RoleMembership
+from portcullis.access.policy import INACTIVE_STATUSES, Check, blocking, checks_for, grant_finding, target_owner
 from portcullis.accounts.models import User
 from portcullis.core.context import Context
 from portcullis.core.errors import Conflict, ErrorCollector, FieldError, NotFound, ValidationFailed
@@ -34,6 +34,7 @@ from portcullis.inventory.service import PERSON_LISTENERS
 from portcullis.ledger.service import record_change
 
 LEAVER_REASON = "leaver"
+RETIRED_REASON = "role retired"
 EXPIRED_REASON = "expired"
 MOVER_REVIEW = "mover_review"
 
@@ -165,8 +166,65 @@ def _reason(reason: str) -> str:
     return reason
 
 
-def grant_role(ctx: Context, person_id: int, role_id: int, reason: str) -> list[Grant]:
-    """Standing grants for each active entitlement of the role, if the person is eligible and passes the checks."""
+def membership_view(m: RoleMembership) -> dict[str, Any]:
+    s = _session(m)
+    return {
+        "id": m.id,
+        "person_id": m.person_id,
+        "person_email": s.scalar(select(Person.email).where(Person.id == m.person_id)),
+        "role_id": m.role_id,
+        "role_key": s.scalar(select(AccessRole.key).where(AccessRole.id == m.role_id)),
+        "source": m.source,
+        "since": m.since,
+        "ended_at": m.ended_at,
+        "end_reason": m.end_reason,
+    }
+
+
+def open_membership(session: Session, person_id: int, role_id: int) -> RoleMembership | None:
+    return session.scalars(
+        select(RoleMembership).where(
+            RoleMembership.person_id == person_id,
+            RoleMembership.role_id == role_id,
+            RoleMembership.ended_at.is_(None),
+        )
+    ).one_or_none()
+
+
+def role_members(session: Session, role_id: int) -> list[RoleMembership]:
+    """The open memberships of a role, oldest first."""
+    return list(
+        session.scalars(
+            select(RoleMembership)
+            .where(RoleMembership.role_id == role_id, RoleMembership.ended_at.is_(None))
+            .order_by(RoleMembership.id)
+        )
+    )
+
+
+def _standing_role_grants(session: Session, person_id: int, role_id: int, at: datetime) -> list[Grant]:
+    return list(
+        session.scalars(
+            select(Grant)
+            .where(
+                Grant.person_id == person_id,
+                Grant.role_id == role_id,
+                Grant.kind == GrantKind.STANDING.value,
+                is_active(at),
+            )
+            .order_by(Grant.id)
+        )
+    )
+
+
+def grant_role(ctx: Context, person_id: int, role_id: int, reason: str, *, source: str = "manual") -> list[Grant]:
+    """Make the person a member of the role, with a standing grant for each active entitlement it bundles.
+
+    Eligibility and the blocking policy checks refuse the whole role. An open
+    membership is reused: granting again issues only what is missing (an
+    entitlement added to the role since), and is a conflict when nothing is.
+    A role with no active entitlement is a membership alone.
+    """
     ctx.require(Permission.ACCESS_ADMIN)
     errs = ErrorCollector()
     person = ctx.session.get(Person, person_id)
@@ -175,6 +233,8 @@ def grant_role(ctx: Context, person_id: int, role_id: int, reason: str) -> list[
         errs.add("person_id", f"no person with id {person_id}")
     if role is None:
         errs.add("role_id", f"no role with id {role_id}")
+    elif role.retired_at is not None:
+        errs.add("role_id", f"role {role.key} is retired and may be granted no more")
     if not (reason or "").strip():
         errs.add("reason", "must not be empty")
     errs.raise_if_any("The role cannot be granted")
@@ -183,23 +243,76 @@ def grant_role(ctx: Context, person_id: int, role_id: int, reason: str) -> list[
     now = ctx.now()
     ids = catalogue.role_entitlement_ids(ctx.session, role.id)
     ents = [e for e in ctx.session.scalars(select(Entitlement).where(Entitlement.id.in_(ids))) if e.active]
-    if not ents:
-        raise ValidationFailed(
-            f"Role {role.key} cannot be granted", [FieldError("role_id", "the role has no active entitlement")]
-        )
-    held = ctx.session.scalar(
-        select(Grant.id).where(Grant.person_id == person.id, Grant.role_id == role.id, is_active(now)).limit(1)
-    )
-    if held is not None:
-        raise Conflict(f"{person.email} already holds role {role.key} (grant {held})")
+    membership = open_membership(ctx.session, person.id, role.id)
+    if membership is not None:
+        covered = {g.entitlement_id for g in _standing_role_grants(ctx.session, person.id, role.id, now)}
+        ents = [e for e in ents if e.id not in covered]
+        if not ents:
+            raise Conflict(f"{person.email} already holds role {role.key} (membership {membership.id})")
     errors = [FieldError("role_id", p) for p in catalogue.role_eligibility_problems(ctx.session, person, role, now)]
+    if person.status in INACTIVE_STATUSES and not ents:
+        # With entitlements, the policy's person_inactive check says this; a bare membership needs it said.
+        errors.append(FieldError("subject_id", f"the person is a {person.status} and may hold no access"))
     blocking_errors, checks = assess(ctx.session, person, ents, now, duration_days=None, field="role_id")
     errors.extend(blocking_errors)
     if errors:
         raise ValidationFailed(f"{person.email} may not hold role {role.key}", errors)
+    text = _reason(reason)
+    if membership is None:
+        membership = RoleMembership(person_id=person.id, role_id=role.id, source=source, since=now)
+        ctx.session.add(membership)
+        ctx.session.flush()
+        record_change(
+            ctx, "role_membership.started", "role_membership", membership.id, None, membership_view(membership),
+            reason=text,
+        )
     return issue(
-        ctx, person, ents, checks, kind=GrantKind.STANDING, duration_days=None, reason=_reason(reason), role_id=role.id
+        ctx, person, ents, checks, kind=GrantKind.STANDING, duration_days=None, reason=text, role_id=role.id
     )
+
+
+def _end_membership(ctx: Context, m: RoleMembership, reason: str, at: datetime, *, revoke: bool) -> None:
+    """End a membership and, with `revoke`, the standing grants it holds up."""
+    before = membership_view(m)
+    m.ended_at = at
+    m.end_reason = reason
+    ctx.session.flush()
+    record_change(ctx, "role_membership.ended", "role_membership", m.id, before, membership_view(m), reason=reason)
+    if revoke:
+        for g in _standing_role_grants(ctx.session, m.person_id, m.role_id, at):
+            _end(ctx, g, GrantStatus.REVOKED, reason, at, "grant.revoked")
+
+
+def end_role(ctx: Context, person_id: int, role_id: int, reason: str) -> RoleMembership:
+    """The person holds the role no more: the membership ends and its standing grants are revoked at once."""
+    ctx.require(Permission.ACCESS_ADMIN)
+    text = _reason(reason)
+    m = open_membership(ctx.session, person_id, role_id)
+    if m is None:
+        raise NotFound(f"Person {person_id} holds no role with id {role_id}")
+    _end_membership(ctx, m, text, ctx.now(), revoke=True)
+    return m
+
+
+def retire_role(ctx: Context, role_id: int, reason: str) -> AccessRole:
+    """Nobody holds the role from now on, and it can be granted no more; the role and its history stay."""
+    ctx.require(Permission.ACCESS_ADMIN)
+    text = _reason(reason)
+    role = ctx.session.get(AccessRole, role_id)
+    if role is None:
+        raise NotFound(f"No role with id {role_id}")
+    if role.retired_at is not None:
+        raise Conflict(f"Role {role.key} is already retired")
+    now = ctx.now()
+    for m in role_members(ctx.session, role.id):
+        _end_membership(ctx, m, text, now, revoke=True)
+    role.retired_at = now
+    role.updated_at = now
+    ctx.session.flush()
+    record_change(
+        ctx, "role.retired", "access_role", role.id, {"retired_at": None}, {"retired_at": now}, reason=text
+    )
+    return role
 
 
 # --- ending -------------------------------------------------------------------
@@ -305,8 +418,9 @@ def mark_provisioned(session: Session, grant_id: int, at: datetime) -> None:
 # --- joiners, movers, leavers ---------------------------------------------------
 
 
-def _security_officer(session: Session) -> int | None:
-    # Who reviews a mover's access when the mover has no manager: the first security officer in the register.
+def security_officer(session: Session) -> int | None:
+    # Who answers for a finding nobody else owns (a mover with no manager, an account that is
+    # nobody's): the first security officer in the register.
     return session.scalar(
         select(User.person_id)
         .where(User.role == Role.SECURITY_OFFICER.value, User.person_id.is_not(None), User.active.is_(True))
@@ -325,6 +439,12 @@ def on_person_changed(ctx: Context, before: dict[str, Any], after: dict[str, Any
     if status == PersonStatus.LEAVER.value:
         for g in grants:
             _end(ctx, g, GrantStatus.REVOKED, LEAVER_REASON, now, "grant.revoked")
+        for m in s.scalars(
+            select(RoleMembership)
+            .where(RoleMembership.person_id == person_id, RoleMembership.ended_at.is_(None))
+            .order_by(RoleMembership.id)
+        ):
+            _end_membership(ctx, m, LEAVER_REASON, now, revoke=False)  # the grants went just above
         from portcullis.access.requests import withdraw_requests_for
 
         withdraw_requests_for(ctx, person_id, LEAVER_REASON)
@@ -348,7 +468,7 @@ def on_person_changed(ctx: Context, before: dict[str, Any], after: dict[str, Any
         open_many(ctx, specs, set(open_keys(s, ["person_inactive:grant:"])))
     moved = before.get("department") != after.get("department") or before.get("manager_id") != after.get("manager_id")
     if moved and grants:
-        owner = after.get("manager_id") or _security_officer(s)
+        owner = after.get("manager_id") or security_officer(s)
         change = _describe_move(before, after)
         for g in grants:
             ent = s.get(Entitlement, g.entitlement_id)
@@ -381,6 +501,7 @@ if on_person_changed not in PERSON_LISTENERS:
 
 __all__ = [
     "active_grants",
+    "end_role",
     "expire_grants",
     "get_grant",
     "grant_role",
@@ -389,7 +510,11 @@ __all__ = [
     "list_grants",
     "mark_provisioned",
     "mark_used",
+    "membership_view",
     "my_access",
     "on_person_changed",
+    "open_membership",
+    "retire_role",
     "revoke_grant",
+    "role_members",
 ]

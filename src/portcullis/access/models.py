@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portcullis.core.db import Base
@@ -96,8 +96,39 @@ class AccessRole(Base):
     departments: Mapped[list[str]] = mapped_column(JSON, default=list)
     person_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
     required_training: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The identity provider's own identifier for the role (SCIM Group externalId), while it names one.
+    external_id: Mapped[str | None] = mapped_column(String(300), default=None, index=True)
+    # A retired role is granted no more and is out of the identity provider's view; its history stays.
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class RoleMembership(Base):
+    """A person holds a role from `since` until `ended_at`: the reason their standing grants exist (§22)."""
+
+    __tablename__ = "role_membership"
+    __table_args__ = (
+        # At most one open membership per person and role, whatever races the services lose.
+        Index(
+            "uq_role_membership_open",
+            "person_id",
+            "role_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_role_membership_role", "role_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    role_id: Mapped[int] = mapped_column(ForeignKey("access_role.id"))
+    # Where the membership came from: "scim" (the identity provider) or "manual" (an access admin).
+    source: Mapped[str] = mapped_column(String(20), default="manual")
+    since: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    end_reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class RoleEntitlement(Base):

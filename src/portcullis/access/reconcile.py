@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from portcullis.access import grants as grants_service
 from portcullis.access.account_csv import AccountRecord, read_accounts
 from portcullis.access.findings import HIGH, LOW, MEDIUM, FindingSpec, open_keys, open_many, resolve_missing
+from portcullis.access.grants import security_officer
 from portcullis.access.ldap_source import LdapQuery
 from portcullis.access.ldap_source import read_accounts as read_directory
 from portcullis.access.models import Entitlement, Grant, GroupMapping, TargetAccount
@@ -227,6 +228,8 @@ class _Catalogue:
     by_group: dict[str, set[int]]
     entitlements: dict[int, Entitlement]
     owners: dict[int, int | None]
+    # Every finding has an owner: when neither the asset's owner nor a manager answers, the security officer does.
+    fallback_owner: int | None
 
     def of(self, groups: Iterable[str]) -> list[int]:
         out: set[int] = set()
@@ -249,15 +252,18 @@ def _catalogue(ctx: Context, system: str) -> _Catalogue:
     ids = sorted({e for ents in by_group.values() for e in ents})
     entitlements = {e.id: e for e in ctx.session.scalars(select(Entitlement).where(Entitlement.id.in_(ids)))}
     owners = {e.id: target_owner(ctx.session, e) for e in entitlements.values()}
-    return _Catalogue(by_group, entitlements, owners)
+    return _Catalogue(by_group, entitlements, owners, security_officer(ctx.session))
 
 
 def _owner(cat: _Catalogue, entitlement_ids: Sequence[int], person: Person | None) -> int | None:
-    """The owner of the first mapped entitlement's asset or zone that has one, else the person's manager."""
+    """The owner of the first mapped entitlement's asset or zone that has one, else the person's manager,
+    else the security officer."""
     for e in entitlement_ids:
         if cat.owners.get(e) is not None:
             return cat.owners[e]
-    return person.manager_id if person is not None else None
+    if person is not None and person.manager_id is not None:
+        return person.manager_id
+    return cat.fallback_owner
 
 
 def _findings(

@@ -189,6 +189,8 @@ def request_access(ctx: Context, data: RequestIn) -> AccessRequest:
         role = s.get(AccessRole, data.role_id or 0)
         if role is None:
             errs.add("role_id", f"no role with id {data.role_id}")
+        elif role.retired_at is not None:
+            errs.add("role_id", f"role {role.key} is retired: nobody can be given it any more")
     errs.raise_if_any("The request cannot be made")
     assert subject is not None
     now = ctx.now()
@@ -371,6 +373,10 @@ def _approve(ctx: Context, r: AccessRequest, ents: Sequence[Entitlement], before
     errors: list[FieldError] = []
     if not ents:
         errors.append(FieldError(field, "nothing left to grant: the access was withdrawn from the catalogue"))
+    if r.role_id is not None:
+        role = s.get(AccessRole, r.role_id)
+        if role is not None and role.retired_at is not None:
+            errors.append(FieldError("role_id", f"role {role.key} was retired after the request was made"))
     # Again at approval: training may have lapsed, the person may have left or moved since the request.
     blocking_errors, checks = assess(s, subject, ents, now, duration_days=r.duration_days, field=field)
     errors.extend(blocking_errors)

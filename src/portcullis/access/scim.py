@@ -54,6 +54,7 @@ from scim2_models import (
     Resource,
     ResourceType,
     ResponseParameters,
+    Returned,
     Schema,
     ServiceProviderConfig,
     Sort,
@@ -186,6 +187,9 @@ class GroupMember(ComplexAttribute):
     ref: Annotated[Reference["User"] | None, Mutability.immutable] = Field(  # noqa: UP037
         None, serialization_alias="$ref", validation_alias="$ref"
     )
+    # The member's name; what the IdP sends is ignored. Returned when asked for
+    # (attributes=members.display): IdPs compare members with what they sent.
+    display: Annotated[str | None, Mutability.read_only, Returned.request] = None
 
 
 class Group(Resource[Any]):

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from portcullis.access import scim
+from portcullis.access import scim, scim_groups
 from portcullis.access.scim import ScimError, invalid
 from portcullis.accounts.deps import bearer_principal, get_runtime
 from portcullis.core.context import Context, Principal
@@ -116,7 +116,7 @@ def _int(request: Request, name: str) -> int | None:
 
 # --- discovery (RFC 7644 §4) ---------------------------------------------------------------
 
-_GROUPS = False  # Groups are published once membership is backed by grants (scim_groups).
+_GROUPS = True  # Groups are access roles; membership is backed by standing grants (scim_groups).
 
 
 @router.get("/ServiceProviderConfig")
@@ -222,6 +222,79 @@ async def delete_user(request: Request, user_id: str) -> Response:
     return scim_response(None, 204)
 
 
+# --- groups ------------------------------------------------------------------------------------
+
+
+def _params(request: Request) -> Any:
+    return scim.response_parameters(
+        request.query_params.get("attributes"), request.query_params.get("excludedAttributes")
+    )
+
+
+@router.get("/Groups")
+async def list_groups(request: Request) -> Response:
+    p = provisioner(request)
+    start, count = scim.paging(_int(request, "startIndex"), _int(request, "count"))
+    params = _params(request)
+    flt = request.query_params.get("filter")
+
+    def fn(ctx: Context) -> dict[str, Any]:
+        roles, total = scim_groups.list_groups(ctx, flt, start, count)
+        return scim.list_response([scim_groups.group_resource(ctx, r, p.base, params) for r in roles], total, start)
+
+    return scim_response(await p.run(fn))
+
+
+@router.post("/Groups")
+async def create_group(request: Request) -> Response:
+    p = provisioner(request)
+    body = await _body(request)
+
+    def fn(ctx: Context) -> dict[str, Any]:
+        return scim_groups.group_resource(ctx, scim_groups.create_group(ctx, body, p.entra), p.base)
+
+    out = await p.run(fn)
+    return scim_response(out, 201, {"Location": out["meta"]["location"]})
+
+
+@router.get("/Groups/{group_id}")
+async def get_group(request: Request, group_id: str) -> Response:
+    p = provisioner(request)
+    params = _params(request)
+    return scim_response(
+        await p.run(lambda ctx: scim_groups.group_resource(ctx, scim_groups.load_group(ctx, group_id), p.base, params))
+    )
+
+
+@router.put("/Groups/{group_id}")
+async def replace_group(request: Request, group_id: str) -> Response:
+    p = provisioner(request)
+    body = await _body(request)
+
+    def fn(ctx: Context) -> dict[str, Any]:
+        return scim_groups.group_resource(ctx, scim_groups.replace_group(ctx, group_id, body, p.entra), p.base)
+
+    return scim_response(await p.run(fn))
+
+
+@router.patch("/Groups/{group_id}")
+async def patch_group(request: Request, group_id: str) -> Response:
+    p = provisioner(request)
+    body = await _body(request)
+
+    def fn(ctx: Context) -> dict[str, Any]:
+        return scim_groups.group_resource(ctx, scim_groups.patch_group(ctx, group_id, body, p.entra), p.base)
+
+    return scim_response(await p.run(fn))
+
+
+@router.delete("/Groups/{group_id}")
+async def delete_group(request: Request, group_id: str) -> Response:
+    p = provisioner(request)
+    await p.run(lambda ctx: scim_groups.delete_group(ctx, group_id))
+    return scim_response(None, 204)
+
+
 # --- everything else ---------------------------------------------------------------------------
 
 _KNOWN = re.compile(r"^/(ServiceProviderConfig|Schemas|ResourceTypes|Users|Groups)(/[^/]+)?$")
@@ -230,7 +303,7 @@ _KNOWN = re.compile(r"^/(ServiceProviderConfig|Schemas|ResourceTypes|Users|Group
 @router.post("/.search")
 def search_everything(request: Request) -> Response:
     provisioner(request)
-    raise ScimError(501, "Searching several resource types at once is not supported; search /Users")
+    raise ScimError(501, "Searching several resource types at once is not supported; search /Users or /Groups")
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

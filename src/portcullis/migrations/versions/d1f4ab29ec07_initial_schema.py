@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b5d53e7e8818
+Revision ID: d1f4ab29ec07
 Revises: 
-Create Date: 2026-11-24 23:06:57.702809
+Create Date: 2026-11-24 23:28:11.527816
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import portcullis.core.db
 
 
-revision = 'b5d53e7e8818'
+revision = 'd1f4ab29ec07'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -29,11 +29,16 @@ def upgrade() -> None:
     sa.Column('departments', sa.JSON(), nullable=False),
     sa.Column('person_kinds', sa.JSON(), nullable=False),
     sa.Column('required_training', sa.JSON(), nullable=False),
+    sa.Column('external_id', sa.String(length=300), nullable=True),
+    sa.Column('retired_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_role')),
     sa.UniqueConstraint('key', name=op.f('uq_access_role_key'))
     )
+    with op.batch_alter_table('access_role', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_access_role_external_id'), ['external_id'], unique=False)
+
     op.create_table('ledger_purge_gate',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('opened_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
@@ -167,6 +172,22 @@ def upgrade() -> None:
     with op.batch_alter_table('ledger_record', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_record_action', ['action'], unique=False, sqlite_where=sa.text("object_type <> ''"), postgresql_where=sa.text("object_type <> ''"))
         batch_op.create_index('ix_ledger_record_object', ['object_type', 'object_id'], unique=False, sqlite_where=sa.text("object_type <> ''"), postgresql_where=sa.text("object_type <> ''"))
+
+    op.create_table('role_membership',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('role_id', sa.Integer(), nullable=False),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('since', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('end_reason', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_role_membership_person_id_person')),
+    sa.ForeignKeyConstraint(['role_id'], ['access_role.id'], name=op.f('fk_role_membership_role_id_access_role')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_role_membership'))
+    )
+    with op.batch_alter_table('role_membership', schema=None) as batch_op:
+        batch_op.create_index('ix_role_membership_role', ['role_id', 'ended_at'], unique=False)
+        batch_op.create_index('uq_role_membership_open', ['person_id', 'role_id'], unique=True, sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
 
     op.create_table('site',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -487,6 +508,11 @@ def downgrade() -> None:
     op.drop_table('training_record')
     op.drop_table('target_account')
     op.drop_table('site')
+    with op.batch_alter_table('role_membership', schema=None) as batch_op:
+        batch_op.drop_index('uq_role_membership_open', sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
+        batch_op.drop_index('ix_role_membership_role')
+
+    op.drop_table('role_membership')
     with op.batch_alter_table('ledger_record', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_record_object', sqlite_where=sa.text("object_type <> ''"), postgresql_where=sa.text("object_type <> ''"))
         batch_op.drop_index('ix_ledger_record_action', sqlite_where=sa.text("object_type <> ''"), postgresql_where=sa.text("object_type <> ''"))
@@ -508,5 +534,8 @@ def downgrade() -> None:
     op.drop_table('login_attempt')
     op.drop_table('ledger_stream')
     op.drop_table('ledger_purge_gate')
+    with op.batch_alter_table('access_role', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_access_role_external_id'))
+
     op.drop_table('access_role')
     # ### end Alembic commands ###
