@@ -54,7 +54,7 @@ def _edit_entitlement(w: World, key: str, **changes: object) -> None:
 
 
 def test_blocking_set_is_as_documented() -> None:
-    assert {"person_inactive", "duration_exceeded", "sod_conflict", "mfa_missing"} == policy.BLOCKING
+    assert {"person_inactive", "duration_exceeded", "sod_conflict", "mfa_missing", "scope_missing"} == policy.BLOCKING
     assert set(policy.CODES) - policy.BLOCKING == {"training_missing", "training_lapsed"}
 
 
@@ -78,6 +78,18 @@ def test_mfa_missing_for_privileged_and_remote_admin(w: World) -> None:
     _edit_entitlement(w, "pay-initiate", remote_admin=True)
     [c2] = _checks(w, "ben", "pay-initiate")
     assert (c2.code, "remote-administration" in c2.reason) == ("mfa_missing", True)
+
+
+def test_service_account_needs_a_scoped_entitlement(w: World) -> None:
+    """§21 last sentence: an application's access is the minimum the service needs, and says what that is."""
+    w.update_person("ben", kind="service_account")
+    [c] = _checks(w, "ben", "server-room")
+    assert c == Check(
+        "scope_missing", True, "server-room states no scope, and a service account holds only scoped access"
+    )
+    assert _checks(w, "ana", "server-room") == []  # people are not asked for a scope
+    _edit_entitlement(w, "server-room", scope="read the rack inventory API only")
+    assert _checks(w, "ben", "server-room") == []
 
 
 def test_person_inactive(w: World) -> None:

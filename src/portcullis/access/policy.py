@@ -43,7 +43,7 @@ from portcullis.access.models import (
 )
 from portcullis.core.context import Context
 from portcullis.core.permissions import Permission
-from portcullis.inventory.models import Asset, Person, PersonStatus, Zone
+from portcullis.inventory.models import Asset, Person, PersonKind, PersonStatus, Zone
 
 PERSON_INACTIVE = "person_inactive"
 DURATION_EXCEEDED = "duration_exceeded"
@@ -51,8 +51,11 @@ SOD_CONFLICT = "sod_conflict"
 MFA_MISSING = "mfa_missing"
 TRAINING_MISSING = "training_missing"
 TRAINING_LAPSED = "training_lapsed"
-CODES = (PERSON_INACTIVE, DURATION_EXCEEDED, SOD_CONFLICT, MFA_MISSING, TRAINING_MISSING, TRAINING_LAPSED)
-BLOCKING = frozenset({PERSON_INACTIVE, DURATION_EXCEEDED, SOD_CONFLICT, MFA_MISSING})
+SCOPE_MISSING = "scope_missing"
+CODES = (
+    PERSON_INACTIVE, DURATION_EXCEEDED, SOD_CONFLICT, MFA_MISSING, TRAINING_MISSING, TRAINING_LAPSED, SCOPE_MISSING
+)
+BLOCKING = frozenset({PERSON_INACTIVE, DURATION_EXCEEDED, SOD_CONFLICT, MFA_MISSING, SCOPE_MISSING})
 INACTIVE_STATUSES = frozenset({PersonStatus.LEAVER.value, PersonStatus.SUSPENDED.value})
 DAY_SECONDS = 86_400
 
@@ -108,6 +111,7 @@ class PersonFacts:
     current: frozenset[str]  # courses current at the time of the check
     ever: frozenset[str]  # courses ever completed by then
     held: Mapping[int, int]  # entitlement id -> number of active grants on it
+    kind: str = PersonKind.EMPLOYEE.value
 
 
 def evaluate(
@@ -143,6 +147,10 @@ def evaluate(
                     f"separation of duties ({rule_name}): {ent.key} may not be held with {', '.join(clashing)}",
                 )
             )
+    if person.kind == PersonKind.SERVICE_ACCOUNT.value and not (ent.scope or "").strip():
+        # §21: access by applications limited to the minimum the service needs, which must be written down.
+        reason = f"{ent.key} states no scope, and a service account holds only scoped access"
+        checks.append(_check(SCOPE_MISSING, reason))
     if (ent.privileged or ent.remote_admin) and not person.mfa_enrolled:
         what = "privileged" if ent.privileged else "remote-administration"
         checks.append(_check(MFA_MISSING, f"MFA is not enrolled, and {what} access to {ent.key} requires it"))
@@ -186,7 +194,7 @@ def person_facts(
     )
     held.update(extra_entitlement_ids)
     current, ever = _training(session, [person.id], at).get(person.id, (set(), set()))
-    return PersonFacts(person.status, person.mfa_enrolled, frozenset(current), frozenset(ever), held)
+    return PersonFacts(person.status, person.mfa_enrolled, frozenset(current), frozenset(ever), held, person.kind)
 
 
 def entitlement_keys(session: Session, ids: Iterable[int] | None = None) -> dict[int, str]:
@@ -273,7 +281,8 @@ def daily_pass(ctx: Context) -> dict[str, Any]:
     asset_owner = {i: o for i, o in s.execute(select(Asset.id, Asset.owner_id))}
     zone_owner = {i: o for i, o in s.execute(select(Zone.id, Zone.owner_id))}
     people = {
-        pid: (status, mfa) for pid, status, mfa in s.execute(select(Person.id, Person.status, Person.mfa_enrolled))
+        pid: (status, mfa, kind)
+        for pid, status, mfa, kind in s.execute(select(Person.id, Person.status, Person.mfa_enrolled, Person.kind))
     }
     training = _training(s, None, at)
     sod = SodIndex.load(s)
@@ -284,9 +293,9 @@ def daily_pass(ctx: Context) -> dict[str, Any]:
     facts: dict[int, PersonFacts] = {}
     empty: tuple[set[str], set[str]] = (set(), set())
     for pid in held:
-        status, mfa = people[pid]
+        status, mfa, kind = people[pid]
         current, ever = training.get(pid, empty)
-        facts[pid] = PersonFacts(status, bool(mfa), frozenset(current), frozenset(ever), held[pid])
+        facts[pid] = PersonFacts(status, bool(mfa), frozenset(current), frozenset(ever), held[pid], kind)
 
     specs: list[FindingSpec] = []
     for gid, pid, eid, kind, starts_at, expires_at in grants:
