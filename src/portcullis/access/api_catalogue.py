@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from portcullis.access import catalogue
 from portcullis.access.schemas import AccessRoleIn, EntitlementIn, GroupMappingIn, SodRuleIn, TrainingRecordIn
 from portcullis.accounts.deps import Actor, require
-from portcullis.core.http import MAX_PAGE, Page
+from portcullis.core.http import After, Limit, Page, page_of
 from portcullis.core.permissions import Permission
 
 router = APIRouter(tags=["access"])
@@ -24,8 +23,6 @@ CatalogueReader = Annotated[Actor, Depends(require(Permission.ACCESS_REQUEST, Pe
 Reader = Annotated[Actor, Depends(require(Permission.ACCESS_READ))]
 Admin = Annotated[Actor, Depends(require(Permission.ACCESS_ADMIN))]
 UserAdmin = Annotated[Actor, Depends(require(Permission.USERS_MANAGE))]
-After = Annotated[int | None, Query(description="next_after of the previous page")]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
 class EntitlementOut(BaseModel):
@@ -107,14 +104,8 @@ class LinkOut(BaseModel):
     person_id: int
 
 
-OutT = TypeVar("OutT", bound=BaseModel)
 
 
-def _page(
-    out: type[OutT], view: Callable[[Any], dict[str, Any]], result: tuple[list[Any], int, int | None]
-) -> Page[OutT]:
-    rows, total, nxt = result
-    return Page[out](items=[out.model_validate(view(r)) for r in rows], total=total, next_after=nxt)  # type: ignore[valid-type]
 
 
 # --- entitlements ----------------------------------------------------------------------------------
@@ -135,7 +126,7 @@ def list_entitlements(
         result = catalogue.list_entitlements(
             ctx, asset_id=asset_id, zone_id=zone_id, privileged=privileged, active=active, q=q, after=after, limit=limit
         )
-        return _page(EntitlementOut, catalogue.entitlement_view, result)
+        return page_of(EntitlementOut, catalogue.entitlement_view, result)
 
 
 @router.post("/entitlements", response_model=EntitlementOut, status_code=201)
@@ -170,7 +161,7 @@ def list_roles(
 ) -> Page[RoleOut]:
     with actor.work() as ctx:
         result = catalogue.list_roles(ctx, entitlement_id=entitlement_id, q=q, after=after, limit=limit)
-        return _page(RoleOut, catalogue.role_view, result)
+        return page_of(RoleOut, catalogue.role_view, result)
 
 
 @router.post("/roles", response_model=RoleOut, status_code=201)
@@ -207,7 +198,7 @@ def list_sod_rules(
         result = catalogue.sod_rules_page(
             ctx, entitlement_id=entitlement_id, role_id=role_id, q=q, after=after, limit=limit
         )
-        return _page(SodRuleOut, catalogue.sod_rule_view, result)
+        return page_of(SodRuleOut, catalogue.sod_rule_view, result)
 
 
 @router.post("/sod-rules", response_model=SodRuleOut, status_code=201)
@@ -229,7 +220,7 @@ def list_training_records(
 ) -> Page[TrainingRecordOut]:
     with actor.work() as ctx:
         result = catalogue.training_page(ctx, person_id=person_id, course=course, after=after, limit=limit)
-        return _page(TrainingRecordOut, catalogue.training_view, result)
+        return page_of(TrainingRecordOut, catalogue.training_view, result)
 
 
 @router.post("/training-records", response_model=TrainingRecordOut, status_code=201)
@@ -253,7 +244,7 @@ def list_group_mappings(
         result = catalogue.group_mappings_page(
             ctx, system=system, entitlement_id=entitlement_id, after=after, limit=limit
         )
-        return _page(GroupMappingOut, catalogue.group_mapping_view, result)
+        return page_of(GroupMappingOut, catalogue.group_mapping_view, result)
 
 
 @router.post("/group-mappings", response_model=GroupMappingOut, status_code=201)

@@ -12,7 +12,7 @@ from portcullis.access import findings, grants, policy, requests
 from portcullis.access.models import FindingStatus, GrantStatus, RequestStatus
 from portcullis.access.schemas import DecisionIn, RequestIn
 from portcullis.accounts.deps import Actor, require
-from portcullis.core.http import MAX_PAGE, Page
+from portcullis.core.http import After, Limit, Page
 from portcullis.core.permissions import Permission
 
 router = APIRouter(tags=["access"])
@@ -23,8 +23,6 @@ Requester = Annotated[Actor, Depends(require(Permission.ACCESS_REQUEST))]
 Approver = Annotated[Actor, Depends(require(Permission.ACCESS_APPROVE))]
 Reader = Annotated[Actor, Depends(require(Permission.ACCESS_READ))]
 Admin = Annotated[Actor, Depends(require(Permission.ACCESS_ADMIN))]
-After = Annotated[int | None, Query(description="next_after of the previous page")]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
 class DecisionOut(BaseModel):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -87,3 +88,18 @@ def _title(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+# Query parameters every paginated list route takes.
+After = Annotated[int | None, Query(description="next_after of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+def page_of(
+    out: type[OutT], view: Callable[[Any], dict[str, Any]], result: tuple[list[Any], int, int | None]
+) -> Page[OutT]:
+    """A service's (rows, total, next_after) as a typed page of `out`."""
+    rows, total, nxt = result
+    return Page[out](items=[out.model_validate(view(r)) for r in rows], total=total, next_after=nxt)  # type: ignore[valid-type]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from portcullis.accounts.deps import Actor, require
 from portcullis.core.errors import NotFound
-from portcullis.core.http import MAX_PAGE, Page
+from portcullis.core.http import After, Limit, Page, page_of
 from portcullis.core.permissions import Permission
 from portcullis.inventory import service
 from portcullis.inventory.models import AssetType, Criticality, PersonKind, PersonStatus, SiteKind
@@ -22,8 +21,6 @@ router = APIRouter(tags=["inventory"])
 Reader = Annotated[Actor, Depends(require(Permission.INVENTORY_READ))]
 Writer = Annotated[Actor, Depends(require(Permission.INVENTORY_WRITE))]
 OrgWriter = Annotated[Actor, Depends(require(Permission.ORGANISATION_WRITE))]
-After = Annotated[int | None, Query(description="next_after of the previous page")]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
 class OrganisationOut(BaseModel):
@@ -135,14 +132,8 @@ class AssetOut(BaseModel):
     updated_at: datetime
 
 
-OutT = TypeVar("OutT", bound=BaseModel)
 
 
-def _page(
-    out: type[OutT], view: Callable[[Any], dict[str, Any]], result: tuple[list[Any], int, int | None]
-) -> Page[OutT]:
-    rows, total, nxt = result
-    return Page[out](items=[out.model_validate(view(r)) for r in rows], total=total, next_after=nxt)  # type: ignore[valid-type]
 
 
 def _value(e: object) -> str | None:
@@ -211,7 +202,7 @@ def list_people(
         result = service.list_people(
             ctx, status=_value(status), department=department, kind=_value(kind), q=q, after=after, limit=limit
         )
-        return _page(PersonOut, service.person_view, result)
+        return page_of(PersonOut, service.person_view, result)
 
 
 @router.post("/people", response_model=PersonOut, status_code=201)
@@ -241,7 +232,7 @@ def list_sites(
 ) -> Page[SiteOut]:
     with actor.work() as ctx:
         result = service.list_sites(ctx, kind=_value(kind), q=q, after=after, limit=limit)
-        return _page(SiteOut, service.site_view, result)
+        return page_of(SiteOut, service.site_view, result)
 
 
 @router.post("/sites", response_model=SiteOut, status_code=201)
@@ -275,7 +266,7 @@ def list_zones(
         result = service.list_zones(
             ctx, site_id=site_id, criticality=_value(criticality), q=q, after=after, limit=limit
         )
-        return _page(ZoneOut, service.zone_view, result)
+        return page_of(ZoneOut, service.zone_view, result)
 
 
 @router.post("/zones", response_model=ZoneOut, status_code=201)
@@ -317,7 +308,7 @@ def list_providers(
             after=after,
             limit=limit,
         )
-        return _page(ProviderOut, service.provider_view, result)
+        return page_of(ProviderOut, service.provider_view, result)
 
 
 @router.post("/providers", response_model=ProviderOut, status_code=201)
@@ -365,7 +356,7 @@ def list_assets(
             after=after,
             limit=limit,
         )
-        return _page(AssetOut, service.asset_view, result)
+        return page_of(AssetOut, service.asset_view, result)
 
 
 @router.post("/assets", response_model=AssetOut, status_code=201)
