@@ -284,9 +284,9 @@ def main() -> None:
         "Target (issue 4): the daily pass over 10,000 people and 100,000 grants in under 5 s.",
         "",
         "The check itself is the next-pass figure: a handful of queries (grants, people, training, entitlements,",
-        "owners, SoD rules, open findings) and one loop. A first pass also writes each finding it opens, and each",
-        "is its own ledger record (lock the stream, insert the record, move the frontier): on PostgreSQL those",
-        "round trips dominate. Thousands of new findings in one day happen once, when the checks are first run.",
+        "owners, SoD rules, open findings) and one loop. A first pass also writes each finding it opens, each a",
+        "ledger record; they are appended as one batch (ledger.service.record_changes: one stream lock, one",
+        "executemany), which took the PostgreSQL first pass from 6.25 s to the figure above.",
     ]
     print("\n".join(lines))
     if not args.no_write:
