@@ -564,3 +564,22 @@ def test_link_rules(rt: Runtime, world: World) -> None:
     assert recs[-1]["changes"]["person_email"] == ["alice@firm.eu", "bob@firm.eu"]
     with rt.session() as s:
         assert s.scalar(select(User.person_id).where(User.id == staff.user.id)) == world.bob_id
+
+
+def test_colleagues_are_the_active_people_one_may_ask_for(rt: Runtime, world: World) -> None:
+    from datetime import date
+
+    with rt.work(world.admin.principal) as ctx:
+        inventory.create_person(
+            ctx, PersonIn(external_id="HR-9", email="gone@firm.eu", full_name="Gone", status="leaver",
+                          end_date=date(2026, 10, 1))
+        )
+        inventory.create_person(
+            ctx, PersonIn(external_id="SVC-1", email="svc@firm.eu", full_name="Backup job", kind="service_account")
+        )
+    staff = make_user(rt, Role.STAFF, enrol_mfa=False)
+    with rt.work(staff.principal) as ctx:
+        names = {email for _, _, email in catalogue.colleagues(ctx)}
+    assert names == {"owner@firm.eu", "alice@firm.eu", "bob@firm.eu"}
+    auditor = make_user(rt, Role.AUDITOR, enrol_mfa=False)  # reads access, asks for none
+    refused(rt, auditor, catalogue.colleagues)

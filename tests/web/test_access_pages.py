@@ -153,9 +153,12 @@ def test_staff_see_their_access_and_the_form_but_not_the_grants(
     assert "Hot wallet read-only" in held.group(1)
     assert "ICT asset A-1" in held.group(1)
     assert "/access/requests" in _forms(mine.text)
-    # The choices: the three entitlements, and the staff member as the only person (no register access).
+    # The choices: the three entitlements; themselves first, then colleagues (names and emails only,
+    # though staff cannot read the register itself).
     assert mine.text.count('value="entitlement:') == 3
     assert re.search(r'<select id="f-subject_id"[^>]*>\s*<option value="\d+" selected>Myself: Stan Staff', mine.text)
+    assert re.search(rf'<option value="{w.other_person}">Nora Nomfa \(nora@firm.eu\)</option>', mine.text)
+    assert staff.get("/people").status_code == 403
 
     for path in ("/access/grants", "/access/findings", "/access/approvals", "/access/entitlements/new"):
         r = staff.get(path)

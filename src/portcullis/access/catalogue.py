@@ -19,7 +19,7 @@ from portcullis.access.catalogue_entitlements import (
     required_approvals,
     update_entitlement,
 )
-from portcullis.access.catalogue_identity import acting_person, link_user_to_person
+from portcullis.access.catalogue_identity import acting_person, colleagues, link_user_to_person
 from portcullis.access.catalogue_roles import (
     create_role,
     find_role_by_key,
@@ -51,6 +51,7 @@ from portcullis.access.catalogue_training import (
 
 __all__ = [
     "acting_person",
+    "colleagues",
     "create_entitlement",
     "create_group_mapping",
     "create_role",

@@ -13,7 +13,7 @@ from portcullis.accounts.models import User
 from portcullis.core.context import Context
 from portcullis.core.errors import Conflict, ErrorCollector, FieldError, PermissionDenied
 from portcullis.core.permissions import Permission
-from portcullis.inventory.models import Person
+from portcullis.inventory.models import Person, PersonKind, PersonStatus
 from portcullis.ledger.service import record_change
 
 NOT_LINKED = (
@@ -58,3 +58,23 @@ def link_user_to_person(ctx: Context, user_id: int, person_id: int) -> None:
     ctx.session.flush()
     after = {"person_id": person.id, "person_email": person.email}
     record_change(ctx, "user.person_linked", "user", user.id, before, after, user_email=user.email)
+
+
+def colleagues(ctx: Context, limit: int = 500) -> list[tuple[int, str, str]]:
+    """(id, name, email) of the people one may ask access for: active and joining, not service accounts.
+
+    Anyone who may request access may ask for a colleague (§19, §21: access is requested
+    for the person who needs it), so this needs only ACCESS_REQUEST, and shows names and
+    emails, nothing else of the register.
+    """
+    ctx.require(Permission.ACCESS_REQUEST)
+    stmt = (
+        select(Person.id, Person.full_name, Person.email)
+        .where(
+            Person.status.in_([PersonStatus.ACTIVE.value, PersonStatus.JOINER.value]),
+            Person.kind != PersonKind.SERVICE_ACCOUNT.value,
+        )
+        .order_by(Person.full_name)
+        .limit(limit)
+    )
+    return [(i, name, email) for i, name, email in ctx.session.execute(stmt)]

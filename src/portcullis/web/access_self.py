@@ -17,7 +17,6 @@ from portcullis.web.access_common import (
     SignedIn,
     describe_requests,
     frame,
-    people_options,
     target_label,
 )
 from portcullis.web.forms import FORM
@@ -57,7 +56,7 @@ def _mine(
         catalogue_views = [catalogue.entitlement_view(e) for e in ents]
         roles, _, _ = catalogue.list_roles(ctx, limit=MAX_OPTIONS)
         role_views = [catalogue.role_view(r) for r in roles]
-        others = [(v, label) for v, label in people_options(ctx) if v != str(me.id)]
+        others = [(str(i), f"{name} ({email})") for i, name, email in catalogue.colleagues(ctx) if i != me.id]
         myself = (str(me.id), f"Myself: {me.full_name} ({me.email})")
         me_view = {"full_name": me.full_name, "email": me.email, "department": me.department}
     entitlement_choices = [(f"entitlement:{e['id']}", _entitlement_label(e)) for e in catalogue_views if e["active"]]
