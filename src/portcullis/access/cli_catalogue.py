@@ -19,7 +19,7 @@ from portcullis.accounts.cli import JsonOpt, cli_principal, runtime
 from portcullis.core.clock import as_utc
 from portcullis.core.context import Context
 from portcullis.core.errors import FieldError, NotFound, ValidationFailed
-from portcullis.core.output import command, emit, emit_page, resolve_ref
+from portcullis.core.output import AfterOpt, LimitOpt, command, emit, emit_page, resolve_ref
 from portcullis.inventory import service as inventory
 from portcullis.inventory.cli import build, by_external_id, person_id_by_email
 from portcullis.inventory.models import PersonKind
@@ -42,8 +42,6 @@ GROUPS: dict[str, typer.Typer] = {
     "identities": identities_app,
 }
 
-LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=500, help="Rows per page")]
-AfterOpt = Annotated[int | None, typer.Option("--after", help="next_after of the previous page")]
 QOpt = Annotated[str | None, typer.Option("--q", help="Search key, name or description")]
 TrainingOpt = Annotated[list[str] | None, typer.Option("--training", help="Required course code; repeat for more")]
 _ENT_COLS = [

@@ -18,14 +18,12 @@ from portcullis.access.schemas import DecisionIn, RequestIn
 from portcullis.accounts.cli import JsonOpt, cli_principal, runtime
 from portcullis.core.context import Context
 from portcullis.core.errors import FieldError, ValidationFailed
-from portcullis.core.output import command, emit, emit_page, resolve_ref
+from portcullis.core.output import AfterOpt, LimitOpt, command, emit, emit_page, resolve_ref
 from portcullis.inventory import service as inventory
 from portcullis.inventory.models import Person
 
 app = typer.Typer(help="Access requests, approvals, grants and findings (§19, §21, §22, §25).", no_args_is_help=True)
 
-LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=500, help="Rows per page")]
-AfterOpt = Annotated[int | None, typer.Option("--after", help="next_after of the previous page")]
 REQUEST_COLUMNS = [
     "id",
     "subject_email",

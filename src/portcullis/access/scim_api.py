@@ -24,7 +24,6 @@ from portcullis.access.scim import ScimError, invalid
 from portcullis.accounts.deps import bearer_principal, get_runtime
 from portcullis.core.context import Context, Principal
 from portcullis.core.errors import PortcullisError
-from portcullis.core.permissions import Permission
 from portcullis.core.runtime import Runtime
 
 
@@ -90,8 +89,6 @@ def provisioner(request: Request) -> Provisioner:
     base = str(request.base_url).rstrip("/") + router.prefix
     return Provisioner(scim.provisioning_principal(principal), runtime, base)
 
-
-provisioner.permission = Permission.IDENTITY_PROVISION  # type: ignore[attr-defined]
 
 
 async def _body(request: Request) -> Any:

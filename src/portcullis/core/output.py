@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,6 +16,10 @@ from portcullis.core.canonical import jsonable
 from portcullis.core.errors import FieldError, PortcullisError, ValidationFailed
 
 out = Console()
+
+# Options every paginated listing command takes (keyset pagination, as the API).
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=500, help="Rows per page")]
+AfterOpt = Annotated[int | None, typer.Option("--after", help="next_after of the previous page")]
 err = Console(stderr=True)
 
 

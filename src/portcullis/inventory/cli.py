@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from portcullis.accounts.cli import JsonOpt, cli_principal, runtime
 from portcullis.core.context import Context
 from portcullis.core.errors import FieldError, NotFound, ValidationFailed
-from portcullis.core.output import command, emit, emit_page, resolve_ref
+from portcullis.core.output import AfterOpt, LimitOpt, command, emit, emit_page, resolve_ref
 from portcullis.inventory import service
 from portcullis.inventory.models import AssetType, Criticality, Level, PersonKind, PersonStatus, SiteKind, ZoneKind
 from portcullis.inventory.proportionality import KEYS
@@ -39,8 +39,6 @@ GROUPS: dict[str, typer.Typer] = {
     "assets": assets_app,
 }
 
-LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=500, help="Rows per page")]
-AfterOpt = Annotated[int | None, typer.Option("--after", help="next_after of the previous page")]
 QOpt = Annotated[str | None, typer.Option("--q", help="Search name, email or external id")]
 
 
