@@ -18,6 +18,8 @@ from portcullis.accounts.api import router as accounts_router
 from portcullis.core.http import install_problem_handlers
 from portcullis.core.migrate import ensure_current
 from portcullis.core.runtime import Runtime
+from portcullis.events.api import intake as events_intake
+from portcullis.events.api import router as events_router
 from portcullis.inventory.api import router as inventory_router
 from portcullis.inventory.csv_api import router as csv_router
 from portcullis.ledger.api import router as ledger_router
@@ -84,6 +86,8 @@ def create_app(runtime: Runtime | None = None, check_schema: bool = True) -> Fas
     # SCIM has its own path and error format (RFC 7644), not /api/v1's problem details.
     app.include_router(scim_router)
     app.include_router(ledger_router, prefix=API_PREFIX)
+    app.include_router(events_router, prefix=API_PREFIX)
+    app.include_router(events_intake)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     return app

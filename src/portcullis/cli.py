@@ -13,6 +13,7 @@ from portcullis.core import migrate
 from portcullis.core.output import command, emit, err, out
 from portcullis.core.runtime import Runtime
 from portcullis.demo import register_demo
+from portcullis.events import cli as events_cli
 from portcullis.inventory import cli as inventory_cli
 from portcullis.inventory.csv_cli import register_csv
 from portcullis.ledger import cli as ledger_cli
@@ -34,6 +35,7 @@ cli_workflow.register(app)
 cli_reconcile.register(app)
 register_demo(app)
 app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(events_cli.app, name="events")
 app.add_typer(ledger_cli.evidence_app, name="evidence")
 app.command("verify-bundle")(ledger_cli.verify_bundle_command)
 

@@ -36,6 +36,9 @@ class Permission(StrEnum):
     ACCESS_APPROVE = "access.approve"  # decide requests one is eligible for
     ACCESS_ADMIN = "access.admin"  # the catalogue, role grants, revocation, reconciliation
     IDENTITY_PROVISION = "identity.provision"  # SCIM: joiners, movers, leavers from the IdP
+    EVENTS_READ = "events.read"  # access events, sources, quarantine
+    EVENTS_INGEST = "events.ingest"  # feed records into a source
+    EVENTS_ADMIN = "events.admin"  # event sources: create, configure, tokens, retention
     SELF = "self"  # own profile, own MFA, own tokens
 
 
@@ -55,15 +58,27 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ACCESS_REQUEST,
             Permission.ACCESS_APPROVE,
             Permission.ACCESS_ADMIN,
+            Permission.EVENTS_READ,
+            Permission.EVENTS_INGEST,
+            Permission.EVENTS_ADMIN,
         }
     ),
     Role.APPROVER: frozenset(
         _ALL_READ | {Permission.ACCESS_READ, Permission.ACCESS_REQUEST, Permission.ACCESS_APPROVE}
     ),
-    Role.REVIEWER: frozenset(_ALL_READ | {Permission.ACCESS_READ, Permission.ACCESS_REQUEST}),
+    Role.REVIEWER: frozenset(
+        _ALL_READ | {Permission.ACCESS_READ, Permission.ACCESS_REQUEST, Permission.EVENTS_READ}
+    ),
     Role.KEY_CUSTODIAN: frozenset(_ALL_READ | {Permission.ACCESS_REQUEST}),
     Role.AUDITOR: frozenset(
-        _ALL_READ | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.EVIDENCE_EXPORT, Permission.ACCESS_READ}
+        _ALL_READ
+        | {
+            Permission.USERS_READ,
+            Permission.AUDIT_READ,
+            Permission.EVIDENCE_EXPORT,
+            Permission.ACCESS_READ,
+            Permission.EVENTS_READ,
+        }
     ),
     Role.MANAGEMENT_BODY: frozenset(_ALL_READ | {Permission.AUDIT_READ, Permission.ACCESS_READ}),
     Role.STAFF: frozenset({Permission.SELF, Permission.ACCESS_REQUEST}),

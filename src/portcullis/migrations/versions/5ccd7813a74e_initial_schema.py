@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d1f4ab29ec07
+Revision ID: 5ccd7813a74e
 Revises: 
-Create Date: 2026-11-24 23:28:11.527816
+Create Date: 2026-11-25 00:31:46.981492
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import portcullis.core.db
 
 
-revision = 'd1f4ab29ec07'
+revision = '5ccd7813a74e'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -340,6 +340,63 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_entitlement')),
     sa.UniqueConstraint('key', name=op.f('uq_entitlement_key'))
     )
+    op.create_table('event_source',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('format', sa.String(length=50), nullable=False),
+    sa.Column('asset_id', sa.Integer(), nullable=True),
+    sa.Column('zone_id', sa.Integer(), nullable=True),
+    sa.Column('config', sa.JSON(), nullable=False),
+    sa.Column('retention_days', sa.Integer(), nullable=True),
+    sa.Column('retention_reason', sa.Text(), nullable=False),
+    sa.Column('token_lookup', sa.String(length=40), nullable=True),
+    sa.Column('token_hash', sa.String(length=200), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('events_total', sa.Integer(), nullable=False),
+    sa.Column('raw_total', sa.Integer(), nullable=False),
+    sa.Column('quarantined_total', sa.Integer(), nullable=False),
+    sa.Column('last_event_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_ingest_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['asset_id'], ['asset.id'], name=op.f('fk_event_source_asset_id_asset')),
+    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_event_source_zone_id_zone')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_event_source')),
+    sa.UniqueConstraint('key', name=op.f('uq_event_source_key')),
+    sa.UniqueConstraint('token_lookup', name=op.f('uq_event_source_token_lookup'))
+    )
+    op.create_table('access_event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source_id', sa.Integer(), nullable=False),
+    sa.Column('ledger_seq', sa.Integer(), nullable=False),
+    sa.Column('time', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('category', sa.String(length=30), nullable=False),
+    sa.Column('action', sa.String(length=60), nullable=False),
+    sa.Column('outcome', sa.String(length=10), nullable=False),
+    sa.Column('actor', sa.String(length=300), nullable=False),
+    sa.Column('actor_kind', sa.String(length=10), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=True),
+    sa.Column('asset_id', sa.Integer(), nullable=True),
+    sa.Column('zone_id', sa.Integer(), nullable=True),
+    sa.Column('host', sa.String(length=200), nullable=False),
+    sa.Column('source_address', sa.String(length=200), nullable=False),
+    sa.Column('method', sa.String(length=30), nullable=False),
+    sa.Column('privileged', sa.Boolean(), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['asset_id'], ['asset.id'], name=op.f('fk_access_event_asset_id_asset')),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_access_event_person_id_person')),
+    sa.ForeignKeyConstraint(['source_id'], ['event_source.id'], name=op.f('fk_access_event_source_id_event_source')),
+    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_access_event_zone_id_zone')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_access_event'))
+    )
+    with op.batch_alter_table('access_event', schema=None) as batch_op:
+        batch_op.create_index('ix_access_event_asset', ['asset_id', 'time'], unique=False, sqlite_where=sa.text('asset_id IS NOT NULL'), postgresql_where=sa.text('asset_id IS NOT NULL'))
+        batch_op.create_index('ix_access_event_person', ['person_id', 'time'], unique=False, sqlite_where=sa.text('person_id IS NOT NULL'), postgresql_where=sa.text('person_id IS NOT NULL'))
+        batch_op.create_index('ix_access_event_source', ['source_id', 'ledger_seq'], unique=False)
+        batch_op.create_index('ix_access_event_time', ['time'], unique=False)
+        batch_op.create_index('ix_access_event_zone', ['zone_id', 'time'], unique=False, sqlite_where=sa.text('zone_id IS NOT NULL'), postgresql_where=sa.text('zone_id IS NOT NULL'))
+
     op.create_table('access_request',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('requester_id', sa.Integer(), nullable=False),
@@ -364,6 +421,36 @@ def upgrade() -> None:
     with op.batch_alter_table('access_request', schema=None) as batch_op:
         batch_op.create_index('ix_access_request_status', ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_access_request_subject_id'), ['subject_id'], unique=False)
+
+    op.create_table('event_cursor',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source_id', sa.Integer(), nullable=False),
+    sa.Column('input_id', sa.String(length=100), nullable=False),
+    sa.Column('head_len', sa.Integer(), nullable=False),
+    sa.Column('label', sa.Text(), nullable=False),
+    sa.Column('offset', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('parser_state', sa.JSON(), nullable=False),
+    sa.Column('updated_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['source_id'], ['event_source.id'], name=op.f('fk_event_cursor_source_id_event_source')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_event_cursor')),
+    sa.UniqueConstraint('source_id', 'input_id', name='uq_event_cursor_input')
+    )
+    op.create_table('event_quarantine',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source_id', sa.Integer(), nullable=False),
+    sa.Column('ledger_seq', sa.Integer(), nullable=False),
+    sa.Column('input_label', sa.Text(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('offset', sa.Integer(), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('raw', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['source_id'], ['event_source.id'], name=op.f('fk_event_quarantine_source_id_event_source')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_event_quarantine'))
+    )
+    with op.batch_alter_table('event_quarantine', schema=None) as batch_op:
+        batch_op.create_index('ix_event_quarantine_source', ['source_id', 'id'], unique=False)
 
     op.create_table('group_mapping',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -490,11 +577,25 @@ def downgrade() -> None:
     op.drop_table('sod_rule')
     op.drop_table('role_entitlement')
     op.drop_table('group_mapping')
+    with op.batch_alter_table('event_quarantine', schema=None) as batch_op:
+        batch_op.drop_index('ix_event_quarantine_source')
+
+    op.drop_table('event_quarantine')
+    op.drop_table('event_cursor')
     with op.batch_alter_table('access_request', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_access_request_subject_id'))
         batch_op.drop_index('ix_access_request_status')
 
     op.drop_table('access_request')
+    with op.batch_alter_table('access_event', schema=None) as batch_op:
+        batch_op.drop_index('ix_access_event_zone', sqlite_where=sa.text('zone_id IS NOT NULL'), postgresql_where=sa.text('zone_id IS NOT NULL'))
+        batch_op.drop_index('ix_access_event_time')
+        batch_op.drop_index('ix_access_event_source')
+        batch_op.drop_index('ix_access_event_person', sqlite_where=sa.text('person_id IS NOT NULL'), postgresql_where=sa.text('person_id IS NOT NULL'))
+        batch_op.drop_index('ix_access_event_asset', sqlite_where=sa.text('asset_id IS NOT NULL'), postgresql_where=sa.text('asset_id IS NOT NULL'))
+
+    op.drop_table('access_event')
+    op.drop_table('event_source')
     op.drop_table('entitlement')
     op.drop_table('asset_dependency')
     op.drop_table('asset')
