@@ -24,8 +24,9 @@ def ew(rt: Runtime) -> EventWorld:
 
 def _accepted_line() -> tuple[int, datetime]:
     """The sample's one accepted login (template E1), found from the structured CSV, not from our parser."""
-    [(n, line)] = [(i + 1, ln) for i, (ln, t) in enumerate(zip(openssh_lines(), openssh_templates(), strict=True))
-                   if t == "E1"]
+    [(n, line)] = [
+        (i + 1, ln) for i, (ln, t) in enumerate(zip(openssh_lines(), openssh_templates(), strict=True)) if t == "E1"
+    ]
     when = datetime.strptime("2026 " + line[:15], "%Y %b %d %H:%M:%S").replace(tzinfo=UTC)
     return n, when
 
@@ -57,8 +58,9 @@ def test_the_accepted_login_marks_the_grant_used(ew: EventWorld) -> None:
     assert login.person_id == ew.w.people["ana"]
     assert login.asset_id == ew.w.critical_asset_id
     assert login.time == when
-    assert ew.grant_last_used() is not None
-    assert ew.grant_last_used() >= when  # the session that follows counts as use too
+    last_used = ew.grant_last_used()
+    assert last_used is not None
+    assert last_used >= when  # the session that follows counts as use too
     assert ew.findings(USE_FINDING) == []
     assert ew.findings(UNATTRIBUTED_FINDING) == []
 
@@ -127,7 +129,8 @@ def test_malformed_records_are_quarantined_with_reason_and_position(ew: EventWor
     assert [r.position for r in q] == [2, 3, 4]
     assert [r.raw for r in q] == bad[1:4]
     assert [r.offset for r in q] == [data.index(b"\n" + b) + 1 for b in bad[1:4]]
-    assert "UTF-8" in q[1].reason and "0xff" in q[1].reason
+    assert "UTF-8" in q[1].reason
+    assert "0xff" in q[1].reason
     assert "99" in q[2].reason
     assert q[0].reason
     # Nothing is lost: the quarantined records are in the ledger too, where the quarantine says.

@@ -40,8 +40,15 @@ class EventWorld:
     def rt(self) -> Runtime:
         return self.w.rt
 
-    def add_source(self, key: str, fmt: str, *, asset: str | None = "A-DB", zone: str | None = None,
-                   config: dict[str, Any] | None = None) -> None:
+    def add_source(
+        self,
+        key: str,
+        fmt: str,
+        *,
+        asset: str | None = "A-DB",
+        zone: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         with self.rt.work(SYSTEM) as ctx:
             sources.create_source(
                 ctx,
@@ -70,7 +77,9 @@ class EventWorld:
         with self.rt.session() as s:
             sid = s.scalar(select(EventSource.id).where(EventSource.key == key))
             return list(
-                s.scalars(select(QuarantinedRecord).where(QuarantinedRecord.source_id == sid).order_by(QuarantinedRecord.id))
+                s.scalars(
+                    select(QuarantinedRecord).where(QuarantinedRecord.source_id == sid).order_by(QuarantinedRecord.id)
+                )
             )
 
     def source(self, key: str) -> EventSource:
@@ -97,7 +106,8 @@ def build_event_world(rt: Runtime) -> EventWorld:
     with rt.work(SYSTEM) as ctx:
         ana = ctx.session.get(Person, w.people["ana"])
         ent = ctx.session.get(Entitlement, w.ents["db-admin"])
-        assert ana is not None and ent is not None
+        assert ana is not None
+        assert ent is not None
         [g] = issue(ctx, ana, [ent], {}, kind=GrantKind.STANDING, duration_days=None, reason="event tests")
         gid = g.id
     return EventWorld(w, gid)

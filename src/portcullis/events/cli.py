@@ -284,3 +284,55 @@ def quarantine(
     with rt.work(cli_principal(rt)) as ctx:
         page = search.list_quarantine(ctx, source, after=after, limit=limit)
         emit_page(page, dict, _QUARANTINE_COLS, as_json, "Quarantine")
+
+
+@app.command("listen")
+@command
+def listen(
+    source: Annotated[str, typer.Option("--source", help="Where messages from unlisted senders go")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
+    udp: Annotated[int | None, typer.Option("--udp", help="UDP port (RFC 5426)")] = None,
+    tcp: Annotated[int | None, typer.Option("--tcp", help="TCP port (RFC 6587 framing)")] = None,
+    tls: Annotated[int | None, typer.Option("--tls", help="TLS port (RFC 5425)")] = None,
+    cert: Annotated[Path | None, typer.Option("--cert", help="TLS certificate (PEM)")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="TLS private key (PEM)")] = None,
+    client_ca: Annotated[
+        Path | None, typer.Option("--client-ca", help="Require client certificates from this CA")
+    ] = None,
+) -> None:
+    """Receive syslog over the network into sources until Ctrl-C; senders are routed by their
+    address to the source listing it in its config's syslog_hosts, else to --source."""
+    from portcullis.events.listen import SyslogIntake
+    from portcullis.events.syslog_server import SyslogReceiver, run_receiver
+
+    if udp is None and tcp is None and tls is None:
+        raise ValidationFailed(
+            "Nothing to listen on", [FieldError("--udp", "give at least one of --udp, --tcp, --tls")]
+        )
+    if tls is not None and (cert is None or key is None):
+        raise ValidationFailed("TLS needs a certificate", [FieldError("--cert", "--tls needs --cert and --key")])
+    rt = runtime()
+    intake = SyslogIntake(rt, cli_principal(rt), source)
+
+    def ready(r: SyslogReceiver) -> None:
+        ports = {"udp": r.udp_port, "tcp": r.tcp_port, "tls": r.tls_port}
+        bound = ", ".join(f"{k} {v}" for k, v in ports.items() if v is not None)
+        err.print(f"listening on {host}: {bound}; Ctrl-C stops (buffered messages are taken first)")
+
+    receiver = run_receiver(
+        intake,
+        host=host,
+        udp_port=udp,
+        tcp_port=tcp,
+        tls_port=tls,
+        tls_cert=cert,
+        tls_key=key,
+        tls_client_ca=client_ca,
+        ready=ready,
+    )
+    t = intake.totals
+    out.print(
+        f"{t.raw} messages taken, {t.events} events, {t.quarantined} quarantined; "
+        f"{receiver.dropped} dropped (UDP buffer full), {receiver.framing_errors} framing errors",
+        highlight=False,
+    )

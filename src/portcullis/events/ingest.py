@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portcullis.core.bulk import insert_rows
 from portcullis.core.context import Context
 from portcullis.core.errors import NotFound, ValidationFailed
 from portcullis.core.permissions import Permission
@@ -89,8 +90,22 @@ def _bad_encoding(data: bytes) -> str:
 
 
 _EVENT_COLUMNS = (
-    "source_id, ledger_seq, time, category, action, outcome, actor, actor_kind, person_id, asset_id, zone_id,"
-    " host, source_address, method, privileged, detail"
+    "source_id",
+    "ledger_seq",
+    "time",
+    "category",
+    "action",
+    "outcome",
+    "actor",
+    "actor_kind",
+    "person_id",
+    "asset_id",
+    "zone_id",
+    "host",
+    "source_address",
+    "method",
+    "privileged",
+    "detail",
 )
 
 
@@ -117,7 +132,9 @@ class Pipeline:
     asset_id: int | None
     zone_id: int | None
     bind_time: Callable[[datetime], Any]
-    insert_sql: str
+    # Log lines come many to the second: the last time bound is reused when the next is equal.
+    _last_time: datetime | None = None
+    _last_bound: Any = None
 
     @classmethod
     def load(cls, session: Session, source_key: str) -> Pipeline:
@@ -128,7 +145,6 @@ class Pipeline:
             raise ValidationFailed(f"Event source {source_key!r} is deactivated; reactivate it to ingest")
         dialect = session.get_bind().dialect
         processor = AccessEvent.__table__.c.time.type.dialect_impl(dialect).bind_processor(dialect)
-        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * 16)
         config = dict(source.config or {})
         return cls(
             source_id=source.id,
@@ -139,7 +155,6 @@ class Pipeline:
             asset_id=source.asset_id,
             zone_id=source.zone_id,
             bind_time=processor if processor is not None else (lambda t: t),
-            insert_sql=f"INSERT INTO access_event ({_EVENT_COLUMNS}) VALUES ({marks})",  # noqa: S608 - fixed text
         )
 
     def new_parser(self, state: dict[str, Any] | None = None) -> Parser:
@@ -208,8 +223,7 @@ class Pipeline:
                 )
         append_entries(s, stream, entries, now)
         conn = s.connection()
-        if rows:
-            conn.exec_driver_sql(self.insert_sql, rows)
+        insert_rows(conn, "access_event", _EVENT_COLUMNS, rows)
         if quarantined:
             s.add_all(quarantined)
         findings = usage.apply(ctx, self.source_key)
@@ -229,6 +243,11 @@ class Pipeline:
         checkpoint_if_due(s, stream, ctx.autosign, now)
         s.flush()
         return BatchResult(len(records), len(rows), len(quarantined), findings, first)
+
+    def _bound(self, t: datetime) -> Any:
+        if t != self._last_time:
+            self._last_time, self._last_bound = t, self.bind_time(t)
+        return self._last_bound
 
     def _row(self, event: Any, seq: int, usage: Usage) -> tuple[tuple[Any, ...] | None, str | None]:
         d = self.directory
@@ -253,7 +272,7 @@ class Pipeline:
         return (
             self.source_id,
             seq,
-            self.bind_time(event.time),
+            self._bound(event.time),
             event.category.value,
             event.action,
             event.outcome.value,

@@ -85,7 +85,6 @@ class AccessEvent(Base):
     __tablename__ = "access_event"
     __table_args__ = (
         Index("ix_access_event_time", "time"),
-        Index("ix_access_event_source", "source_id", "ledger_seq"),
         # Searches by who and by where; partial so unattributed noise (scanners) costs no index entry.
         Index(
             "ix_access_event_person",

@@ -26,7 +26,7 @@ from portcullis.events.ingest import BatchResult, InputCursor, Pipeline, RawReco
 from portcullis.events.models import EventCursor
 from portcullis.events.parsers import parser_class
 
-BATCH = 5000
+BATCH = 20000
 Progress = Callable[[int, BatchResult], None]  # (bytes or records done, totals so far)
 
 

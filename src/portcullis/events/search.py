@@ -131,7 +131,7 @@ class _Names:
 def _lookup(session: Session, id_col: Any, name_col: Any, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return dict(session.execute(select(id_col, name_col).where(id_col.in_(sorted(ids)))))
+    return {k: v for k, v in session.execute(select(id_col, name_col).where(id_col.in_(sorted(ids))))}
 
 
 def search_events(

@@ -167,7 +167,8 @@ def issue_token(ctx: Context, key: str) -> str:
     lookup, secret = secrets.new_token(9), secrets.new_token(32)
     src.token_lookup, src.token_hash = lookup, secrets.token_digest(secret)
     src.updated_at = ctx.now()
-    record_change(ctx, "event_source.token_issued", "event_source", src.id, extra={"token_lookup": lookup})
+    # The lookup id says which credential is in force; the secret never leaves this function but once.
+    record_change(ctx, "event_source.token_issued", "event_source", src.id, credential_id=lookup)
     return f"{TOKEN_PREFIX}{lookup}.{secret}"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portcullis.core.bulk import insert_rows
 from portcullis.core.errors import NotFound
 from portcullis.ledger import merkle
 from portcullis.ledger.models import LedgerRecord, LedgerStream
@@ -52,11 +53,8 @@ class Entry:
 
 
 # Fixed statements; only the driver's placeholder style is filled in.
-_RECORD_INSERT = (
-    "INSERT INTO ledger_record (stream_id, seq, recorded_at, payload, leaf_hash, action, object_type, object_id) "
-    "VALUES ({})"
-)
-_NODE_INSERT = "INSERT INTO ledger_node (stream_id, level, idx, hash) VALUES ({})"
+_RECORD_COLUMNS = ("stream_id", "seq", "recorded_at", "payload", "leaf_hash", "action", "object_type", "object_id")
+_NODE_COLUMNS = ("stream_id", "level", "idx", "hash")
 
 
 def _bind_time(session: Session, now: datetime) -> Any:
@@ -66,15 +64,10 @@ def _bind_time(session: Session, now: datetime) -> Any:
     return process(now) if process else now
 
 
-def _placeholders(session: Session, n: int) -> str:
-    style = session.get_bind().dialect.paramstyle
-    return ", ".join(["?"] * n) if style == "qmark" else ", ".join(["%s"] * n)
-
-
 def append_entries(session: Session, stream: LedgerStream, entries: Sequence[Entry], now: datetime) -> int:
     """Append records to a locked stream; returns the index of the first one.
 
-    Rows go to the driver's executemany as plain tuples: SQLAlchemy's per-row
+    Rows go to the driver as plain tuples (core.bulk): SQLAlchemy's per-row
     processing would cost more than the hashing (see bench/bench_ledger.py).
     """
     if not entries:
@@ -91,9 +84,8 @@ def append_entries(session: Session, stream: LedgerStream, entries: Sequence[Ent
     ]
     nodes = [(sid, lv, idx, h) for lv, idx, h in frontier.extend(leaves, TILE) if lv % TILE == 0]
     conn = session.connection()
-    conn.exec_driver_sql(_RECORD_INSERT.format(_placeholders(session, 8)), rows)
-    if nodes:
-        conn.exec_driver_sql(_NODE_INSERT.format(_placeholders(session, 4)), nodes)
+    insert_rows(conn, "ledger_record", _RECORD_COLUMNS, rows)
+    insert_rows(conn, "ledger_node", _NODE_COLUMNS, nodes)
     stream.size = frontier.size
     stream.frontier = frontier.to_bytes()
     session.flush()

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 5ccd7813a74e
+Revision ID: 68150758257a
 Revises: 
-Create Date: 2026-11-25 00:31:46.981492
+Create Date: 2026-11-25 00:41:14.082650
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import portcullis.core.db
 
 
-revision = '5ccd7813a74e'
+revision = '68150758257a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -393,7 +393,6 @@ def upgrade() -> None:
     with op.batch_alter_table('access_event', schema=None) as batch_op:
         batch_op.create_index('ix_access_event_asset', ['asset_id', 'time'], unique=False, sqlite_where=sa.text('asset_id IS NOT NULL'), postgresql_where=sa.text('asset_id IS NOT NULL'))
         batch_op.create_index('ix_access_event_person', ['person_id', 'time'], unique=False, sqlite_where=sa.text('person_id IS NOT NULL'), postgresql_where=sa.text('person_id IS NOT NULL'))
-        batch_op.create_index('ix_access_event_source', ['source_id', 'ledger_seq'], unique=False)
         batch_op.create_index('ix_access_event_time', ['time'], unique=False)
         batch_op.create_index('ix_access_event_zone', ['zone_id', 'time'], unique=False, sqlite_where=sa.text('zone_id IS NOT NULL'), postgresql_where=sa.text('zone_id IS NOT NULL'))
 
@@ -590,7 +589,6 @@ def downgrade() -> None:
     with op.batch_alter_table('access_event', schema=None) as batch_op:
         batch_op.drop_index('ix_access_event_zone', sqlite_where=sa.text('zone_id IS NOT NULL'), postgresql_where=sa.text('zone_id IS NOT NULL'))
         batch_op.drop_index('ix_access_event_time')
-        batch_op.drop_index('ix_access_event_source')
         batch_op.drop_index('ix_access_event_person', sqlite_where=sa.text('person_id IS NOT NULL'), postgresql_where=sa.text('person_id IS NOT NULL'))
         batch_op.drop_index('ix_access_event_asset', sqlite_where=sa.text('asset_id IS NOT NULL'), postgresql_where=sa.text('asset_id IS NOT NULL'))
 

@@ -1,0 +1,46 @@
+"""Appending many rows fast, for the ledger and the access events.
+
+SQLAlchemy's per-row processing costs more than the work itself on these
+paths (see bench/), so rows go to the driver as plain tuples of values the
+driver accepts (bind-processed by the caller where the type needs it):
+- SQLite: multi-row INSERT ... VALUES (...), (...): one statement step per
+  chunk instead of one per row, about 1.5 times executemany's rate;
+- PostgreSQL: COPY FROM STDIN, several times faster than executemany.
+Table and column names are the caller's constants, never input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+# SQLite allows 32,766 bound values per statement (since 3.32); stay well below.
+_SQLITE_MAX_VALUES = 16_000
+_SQLITE_MAX_ROWS = 500
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    cols = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    width = len(columns)
+    per = max(1, min(_SQLITE_MAX_ROWS, _SQLITE_MAX_VALUES // width))
+    one = "(" + ", ".join(["?"] * width) + ")"
+    head = f"INSERT INTO {table} ({cols}) VALUES "  # noqa: S608 - constants of the caller
+    full = head + ", ".join([one] * per)
+    n = len(rows)
+    whole = n - n % per
+    for i in range(0, whole, per):
+        conn.exec_driver_sql(full, tuple(v for r in rows[i : i + per] for v in r))
+    if whole < n:
+        tail = rows[whole:]
+        conn.exec_driver_sql(head + ", ".join([one] * len(tail)), tuple(v for r in tail for v in r))
