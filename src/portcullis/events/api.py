@@ -238,7 +238,7 @@ def _take_batch(request: Request, key: str, body: bytes, batch_id: str | None) -
         if cursor.position >= len(records) > 0:
             return {**BatchResult().as_dict(), "duplicate": True}
     if cursor is None:
-        cursor = InputCursor(None, run.pipeline.new_parser())
+        cursor = InputCursor(None, run.pipeline.preparer())
     remaining = [r for r in records if r.position > cursor.position]
     run.feed(cursor, remaining, f"batch {batch_id}" if batch_id else "http batch", None)
     return {**run.totals.as_dict(), "duplicate": False}

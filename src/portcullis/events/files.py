@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from portcullis.events.ingest import RawRecord
+from portcullis.events.prepare import RawRecord
 
 HEAD = 1024
 CHUNK = 1 << 20

@@ -14,8 +14,6 @@ as the ledger's own appends do (see bench/bench_events.py for the figures).
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,22 +29,11 @@ from portcullis.core.permissions import Permission
 from portcullis.events.identity import Directory
 from portcullis.events.models import AccessEvent, EventCursor, EventSource, QuarantinedRecord
 from portcullis.events.parsers import build_parser
-from portcullis.events.parsers.base import ActorKind, Category, Malformed, Outcome, Parser
-from portcullis.events.usage import Usage, is_use
+from portcullis.events.parsers.base import Parser
+from portcullis.events.prepare import Prepared, Preparer, RawRecord
+from portcullis.events.usage import Usage
 from portcullis.ledger.checkpoints import checkpoint_if_due
-from portcullis.ledger.store import Entry, append_entries, lock_stream
-
-_string = json.JSONEncoder(ensure_ascii=False).encode
-
-
-@dataclass(slots=True)
-class RawRecord:
-    """One raw record as cut out of its input."""
-
-    data: bytes
-    position: int  # 1-based line or record number in the input
-    offset: int | None = None  # byte offset of the record in the input, when it has one
-    end: int = 0  # byte offset just after the record: where the cursor moves
+from portcullis.ledger.store import append_hashed, lock_stream
 
 
 @dataclass
@@ -65,28 +52,6 @@ class BatchResult:
 
     def as_dict(self) -> dict[str, int]:
         return {"raw": self.raw, "events": self.events, "quarantined": self.quarantined, "findings": self.findings}
-
-
-def raw_payload(position: int, data: bytes) -> tuple[bytes, str | None]:
-    """The ledger bytes of a raw record (RFC 8785: keys sorted, no spaces) and its text, if it is UTF-8.
-
-    Built by hand because it runs once per record; the stdlib's string encoder
-    escapes exactly as RFC 8785 asks (see core/canonical.py).
-    """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        b64 = base64.b64encode(data).decode("ascii")
-        return f'{{"line":{position},"raw_b64":"{b64}"}}'.encode(), None
-    return f'{{"line":{position},"raw":{_string(text)}}}'.encode(), text
-
-
-def _bad_encoding(data: bytes) -> str:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return f"not UTF-8: byte 0x{data[e.start]:02x} at byte {e.start + 1} of the record ({e.reason})"
-    return "not UTF-8"
 
 
 _EVENT_COLUMNS = (
@@ -114,7 +79,7 @@ class InputCursor:
     """Where one input stands; `cursor_id` is None for inputs that are not resumable (stdin, an anonymous batch)."""
 
     cursor_id: int | None
-    parser: Parser
+    preparer: Preparer
     offset: int = 0
     position: int = 0
     head_len: int = 0
@@ -132,9 +97,6 @@ class Pipeline:
     asset_id: int | None
     zone_id: int | None
     bind_time: Callable[[datetime], Any]
-    # Log lines come many to the second: the last time bound is reused when the next is equal.
-    _last_time: datetime | None = None
-    _last_bound: Any = None
 
     @classmethod
     def load(cls, session: Session, source_key: str) -> Pipeline:
@@ -160,10 +122,13 @@ class Pipeline:
     def new_parser(self, state: dict[str, Any] | None = None) -> Parser:
         return build_parser(self.fmt, self.parser_config, state)
 
+    def preparer(self, state: dict[str, Any] | None = None) -> Preparer:
+        return Preparer(self.new_parser(state), self.directory, self.asset_id, self.zone_id, self.bind_time)
+
     def open_input(self, session: Session, input_id: str | None, label: str, now: datetime) -> InputCursor:
         """The cursor of a resumable input, created at zero the first time it is seen."""
         if input_id is None:
-            return InputCursor(None, self.new_parser())
+            return InputCursor(None, self.preparer())
         row = session.scalars(
             select(EventCursor).where(EventCursor.source_id == self.source_id, EventCursor.input_id == input_id)
         ).one_or_none()
@@ -171,119 +136,57 @@ class Pipeline:
             row = EventCursor(source_id=self.source_id, input_id=input_id, label=label, updated_at=now)
             session.add(row)
             session.flush()
-        parser = self.new_parser(dict(row.parser_state or {}))
-        return InputCursor(row.id, parser, row.offset, row.position, row.head_len)
+        preparer = self.preparer(dict(row.parser_state or {}))
+        return InputCursor(row.id, preparer, row.offset, row.position, row.head_len)
 
     def take(self, ctx: Context, cursor: InputCursor, records: Sequence[RawRecord], label: str = "") -> BatchResult:
-        """Take one batch inside ctx's transaction (the caller commits)."""
+        """Prepare and commit one batch inside ctx's transaction (the caller commits)."""
+        return self.commit(ctx, cursor, cursor.preparer.prepare(records), label)
+
+    def commit(self, ctx: Context, cursor: InputCursor, batch: Prepared, label: str = "") -> BatchResult:
+        """Append a prepared batch: ledger records, events, quarantine, uses, cursor."""
         ctx.require(Permission.EVENTS_INGEST)
         s = ctx.session
         now = ctx.now()
         source = s.get(EventSource, self.source_id, with_for_update=True)
         assert source is not None
         stream = lock_stream(s, source.stream, now)
-        first = stream.size
-        entries: list[Entry] = []
-        rows: list[tuple[Any, ...]] = []
-        quarantined: list[QuarantinedRecord] = []
-        usage = Usage()
-        parser = cursor.parser
-        last_time: datetime | None = None
-        for k, rec in enumerate(records):
-            seq = first + k
-            payload, text = raw_payload(rec.position, rec.data)
-            entries.append(Entry(payload))
-            reason: str | None = None
-            event = None
-            if text is None:
-                reason = _bad_encoding(rec.data)
-            else:
-                try:
-                    event = parser.parse(text)
-                except Malformed as e:
-                    reason = e.reason
-            if event is not None and event.category is not Category.OTHER:
-                row, reason = self._row(event, seq, usage)
-                if row is not None:
-                    rows.append(row)
-                    if last_time is None or event.time > last_time:
-                        last_time = event.time
-            if reason is not None:
-                quarantined.append(
-                    QuarantinedRecord(
-                        source_id=self.source_id,
-                        ledger_seq=seq,
-                        input_label=label,
-                        position=rec.position,
-                        offset=rec.offset,
-                        reason=reason,
-                        raw=rec.data,
-                        created_at=now,
-                    )
+        first = append_hashed(s, stream, batch.payloads, batch.leaves, now)
+        sid = self.source_id
+        insert_rows(s.connection(), "access_event", _EVENT_COLUMNS, [(sid, first + r[0], *r[1:]) for r in batch.rows])
+        if batch.quarantine:
+            s.add_all(
+                QuarantinedRecord(
+                    source_id=sid,
+                    ledger_seq=first + q.index,
+                    input_label=label,
+                    position=q.position,
+                    offset=q.offset,
+                    reason=q.reason,
+                    raw=q.raw,
+                    created_at=now,
                 )
-        append_entries(s, stream, entries, now)
-        conn = s.connection()
-        insert_rows(conn, "access_event", _EVENT_COLUMNS, rows)
-        if quarantined:
-            s.add_all(quarantined)
+                for q in batch.quarantine
+            )
+        usage = Usage()
+        for person_id, asset_id, zone_id, privileged, at in batch.uses:
+            usage.add(person_id, asset_id, zone_id, privileged, at)
+        for asset_id, zone_id, actor, at in batch.unattributed:
+            usage.add_unattributed(asset_id, zone_id, actor, at)
         findings = usage.apply(ctx, self.source_key)
-        source.raw_total += len(records)
-        source.events_total += len(rows)
-        source.quarantined_total += len(quarantined)
+        source.raw_total += len(batch)
+        source.events_total += len(batch.rows)
+        source.quarantined_total += len(batch.quarantine)
         source.last_ingest_at = now
-        if last_time is not None and (source.last_event_at is None or source.last_event_at < last_time):
-            source.last_event_at = last_time
-        if cursor.cursor_id is not None and records:
-            at = s.get(EventCursor, cursor.cursor_id)
-            assert at is not None
-            cursor.offset = at.offset = max(at.offset, records[-1].end)
-            cursor.position = at.position = records[-1].position
-            at.parser_state = parser.state()
-            at.updated_at = now
+        if batch.last_time is not None and (source.last_event_at is None or source.last_event_at < batch.last_time):
+            source.last_event_at = batch.last_time
+        if cursor.cursor_id is not None and len(batch):
+            row = s.get(EventCursor, cursor.cursor_id)
+            assert row is not None
+            cursor.offset = row.offset = max(row.offset, batch.last_end)
+            cursor.position = row.position = batch.last_position
+            row.parser_state = batch.parser_state
+            row.updated_at = now
         checkpoint_if_due(s, stream, ctx.autosign, now)
         s.flush()
-        return BatchResult(len(records), len(rows), len(quarantined), findings, first)
-
-    def _bound(self, t: datetime) -> Any:
-        if t != self._last_time:
-            self._last_time, self._last_bound = t, self.bind_time(t)
-        return self._last_bound
-
-    def _row(self, event: Any, seq: int, usage: Usage) -> tuple[tuple[Any, ...] | None, str | None]:
-        d = self.directory
-        asset_id = self.asset_id
-        zone_id = self.zone_id
-        if event.category is Category.PHYSICAL_ENTRY:
-            asset_id = None
-            if event.target:
-                zone_id = d.zone_ids.get(event.target)
-                if zone_id is None:
-                    return None, f"zone {event.target!r} is not in the zone register"
-        elif event.host and d.hosts:
-            asset_id = d.hosts.get(event.host, asset_id)
-        person_id = d.person(event.actor, event.actor_kind)
-        if person_id is None and event.actor_kind is ActorKind.BADGE:
-            return None, f"unknown badge {event.actor!r}: no person holds it"
-        if event.outcome is Outcome.SUCCESS and is_use(event.category, event.action):
-            if person_id is not None:
-                usage.add(person_id, asset_id, zone_id, event.privileged, event.time)
-            elif event.actor and (asset_id is not None or zone_id is not None):
-                usage.add_unattributed(asset_id, zone_id, event.actor, event.time)
-        return (
-            self.source_id,
-            seq,
-            self._bound(event.time),
-            event.category.value,
-            event.action,
-            event.outcome.value,
-            event.actor,
-            event.actor_kind.value,
-            person_id,
-            asset_id,
-            zone_id,
-            event.host,
-            event.source_address,
-            event.method.value,
-            event.privileged,
-            event.detail,
-        ), None
+        return BatchResult(len(batch), len(batch.rows), len(batch.quarantine), findings, first)

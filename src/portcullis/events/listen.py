@@ -17,8 +17,9 @@ from sqlalchemy import select
 
 from portcullis.core.context import Principal
 from portcullis.core.runtime import Runtime
-from portcullis.events.ingest import BatchResult, InputCursor, RawRecord
+from portcullis.events.ingest import BatchResult, InputCursor
 from portcullis.events.models import EventSource
+from portcullis.events.prepare import RawRecord
 from portcullis.events.runner import Ingestion
 from portcullis.events.syslog_server import Received
 
@@ -60,7 +61,7 @@ class SyslogIntake:
         with self.rt.work(self.principal) as ctx:
             cursor = run.pipeline.open_input(ctx.session, INPUT_ID, "syslog listener", ctx.now())
         if held is not None:
-            cursor = InputCursor(cursor.cursor_id, held[1].parser, cursor.offset, cursor.position)
+            cursor = InputCursor(cursor.cursor_id, held[1].preparer, cursor.offset, cursor.position)
         self._runs[key] = (run, cursor, now)
         return run, cursor
 

@@ -22,9 +22,10 @@ from portcullis.core.errors import ValidationFailed
 from portcullis.core.permissions import Permission
 from portcullis.core.runtime import Runtime
 from portcullis.events.files import HEAD, fingerprint_of, json_records_from, lines_from, read_head
-from portcullis.events.ingest import BatchResult, InputCursor, Pipeline, RawRecord
+from portcullis.events.ingest import BatchResult, InputCursor, Pipeline
 from portcullis.events.models import EventCursor
 from portcullis.events.parsers import parser_class
+from portcullis.events.prepare import RawRecord
 
 BATCH = 20000
 Progress = Callable[[int, BatchResult], None]  # (bytes or records done, totals so far)
@@ -149,7 +150,7 @@ class Ingestion:
 
     def stream(self, f: BinaryIO, label: str, progress: Progress | None = None) -> BatchResult:
         """stdin and the like: taken whole, with no cursor (there is nothing to resume)."""
-        cursor = InputCursor(None, self.pipeline.new_parser())
+        cursor = InputCursor(None, self.pipeline.preparer())
         if self.framing == "json-records":
             records: Iterator[RawRecord] = json_records_from(f.read(), 0)
         else:
