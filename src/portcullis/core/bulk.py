@@ -16,9 +16,23 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from portcullis.core.db import Base
+
 # SQLite allows 32,766 bound values per statement (since 3.32); stay well below.
 _SQLITE_MAX_VALUES = 16_000
 _SQLITE_MAX_ROWS = 500
+
+
+# PostgreSQL type names for COPY in binary format, by the SQLAlchemy type's compiled name.
+_PG_TYPES = {"INTEGER": "int4", "BIGINT": "int8", "BOOLEAN": "bool", "BYTEA": "bytea", "TEXT": "text"}
+
+
+def _pg_type(compiled: str) -> str:
+    if compiled.startswith("VARCHAR"):
+        return "text"
+    if compiled.startswith("TIMESTAMP"):
+        return "timestamptz" if "WITH TIME ZONE" in compiled else "timestamp"
+    return _PG_TYPES[compiled]
 
 
 def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -26,9 +40,12 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
         return
     cols = ", ".join(columns)
     if conn.dialect.name == "postgresql":
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+        # Binary COPY with the types declared once: no per-value type lookup or text escaping.
+        t = Base.metadata.tables[table]
+        types = [_pg_type(str(t.c[c].type.compile(conn.dialect))) for c in columns]
+        raw: Any = conn.connection.dbapi_connection  # a psycopg connection: COPY is its own API
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
         return

@@ -58,6 +58,7 @@ _EVENT_COLUMNS = (
     "source_id",
     "ledger_seq",
     "time",
+    "hour",
     "category",
     "action",
     "outcome",

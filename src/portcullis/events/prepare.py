@@ -55,6 +55,11 @@ def bad_encoding(data: bytes) -> str:
     return "not UTF-8"
 
 
+def hour_of(t: datetime) -> int:
+    """Hours since the epoch: the key access_event is indexed by for time ranges."""
+    return int(t.timestamp()) // 3600
+
+
 @dataclass(slots=True)
 class Quarantine:
     index: int  # in the batch: the ledger seq is the batch's first seq plus this
@@ -96,6 +101,7 @@ class Preparer:
     # Log lines come many to the second: the last time bound is reused when the next is equal.
     _last_time: datetime | None = None
     _last_bound: Any = None
+    _last_hour: int = 0
 
     def prepare(self, records: Sequence[RawRecord]) -> Prepared:
         out = Prepared()
@@ -132,10 +138,10 @@ class Preparer:
             out.last_end = records[-1].end
         return out
 
-    def _bound(self, t: datetime) -> Any:
+    def _bound(self, t: datetime) -> tuple[Any, int]:
         if t != self._last_time:
-            self._last_time, self._last_bound = t, self.bind_time(t)
-        return self._last_bound
+            self._last_time, self._last_bound, self._last_hour = t, self.bind_time(t), hour_of(t)
+        return self._last_bound, self._last_hour
 
     def _row(self, k: int, event: Any, out: Prepared) -> tuple[Any, ...] | str:
         """The event's row, or the reason it must be quarantined."""
@@ -158,9 +164,11 @@ class Preparer:
                 out.uses.append((person_id, asset_id, zone_id, event.privileged, event.time))
             elif event.actor and (asset_id is not None or zone_id is not None):
                 out.unattributed.append((asset_id, zone_id, event.actor, event.time))
+        bound, hour = self._bound(event.time)
         return (
             k,
-            self._bound(event.time),
+            bound,
+            hour,
             event.category.value,
             event.action,
             event.outcome.value,

@@ -24,6 +24,7 @@ from portcullis.core.runtime import Runtime
 from portcullis.events.files import HEAD, fingerprint_of, json_records_from, lines_from, read_head
 from portcullis.events.ingest import BatchResult, InputCursor, Pipeline
 from portcullis.events.models import EventCursor
+from portcullis.events.parallel import MIN_BYTES, WorkerSpec, prepared_batches
 from portcullis.events.parsers import parser_class
 from portcullis.events.prepare import RawRecord
 
@@ -39,6 +40,8 @@ class Ingestion:
     principal: Principal
     source_key: str
     batch_size: int = BATCH
+    # Prepare in a second process: None decides by the size left to take (parallel.MIN_BYTES).
+    parallel: bool | None = None
 
     def __post_init__(self) -> None:
         with self.rt.work(self.principal) as ctx:
@@ -111,6 +114,9 @@ class Ingestion:
                 self.feed(cursor, records, str(path), progress)
                 if not follow:
                     return self.totals
+            elif not follow and self._use_worker(path, cursor):
+                self._file_in_parallel(path, cursor, progress)
+                return self.totals
             else:
                 with path.open("rb") as f:
                     lines = lines_from(f, cursor.offset, cursor.position, final=not follow)
@@ -121,6 +127,32 @@ class Ingestion:
                         return self.totals
             if stop.wait(poll):
                 return self.totals
+
+    def _use_worker(self, path: Path, cursor: InputCursor) -> bool:
+        if self.parallel is not None:
+            return self.parallel
+        return path.stat().st_size - cursor.offset >= MIN_BYTES
+
+    def _file_in_parallel(self, path: Path, cursor: InputCursor, progress: Progress | None) -> None:
+        p = self.pipeline
+        spec = WorkerSpec(
+            path=str(path),
+            offset=cursor.offset,
+            position=cursor.position,
+            batch_size=self.batch_size,
+            fmt=p.fmt,
+            parser_config=p.parser_config,
+            parser_state=cursor.preparer.parser.state(),
+            directory=p.directory,
+            asset_id=p.asset_id,
+            zone_id=p.zone_id,
+            dialect=self.rt.engine.dialect.name,
+        )
+        for batch in prepared_batches(spec):
+            with self.rt.work(self.principal) as ctx:
+                self.totals.add(p.commit(ctx, cursor, batch, str(path)))
+            if progress is not None:
+                progress(batch.last_end, self.totals)
 
     def _follow(
         self,

@@ -18,6 +18,7 @@ from portcullis.core.http import paginate
 from portcullis.core.permissions import Permission
 from portcullis.events.models import AccessEvent, EventSource, QuarantinedRecord
 from portcullis.events.parsers.base import Category, Outcome
+from portcullis.events.prepare import hour_of
 from portcullis.inventory.csv_read import guard
 from portcullis.inventory.models import Asset, Person, Zone
 
@@ -78,10 +79,11 @@ class EventQuery:
         if self.source_key:
             sid = session.scalar(select(EventSource.id).where(EventSource.key == self.source_key))
             stmt = stmt.where(AccessEvent.source_id == (sid if sid is not None else -1))
+        # The hour bounds let the database use an index; the exact bounds then filter.
         if self.since is not None:
-            stmt = stmt.where(AccessEvent.time >= self.since)
+            stmt = stmt.where(AccessEvent.hour >= hour_of(self.since), AccessEvent.time >= self.since)
         if self.until is not None:
-            stmt = stmt.where(AccessEvent.time < self.until)
+            stmt = stmt.where(AccessEvent.hour <= hour_of(self.until), AccessEvent.time < self.until)
         if self.outcome:
             stmt = stmt.where(AccessEvent.outcome == self.outcome)
         if self.category:

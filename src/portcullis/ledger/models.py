@@ -56,7 +56,10 @@ class LedgerRecord(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    stream_id: Mapped[int] = mapped_column(ForeignKey("ledger_stream.id"))
+    # No foreign key: on PostgreSQL each one is a trigger query per row, which halved
+    # ingestion. Appends hold the stream row locked (store.lock_stream), so it exists,
+    # and streams are never deleted (the append-only guard covers them too).
+    stream_id: Mapped[int]
     # Position in the stream, 0-based: the leaf index of the stream's Merkle tree.
     seq: Mapped[int]
     recorded_at: Mapped[datetime]

@@ -65,23 +65,37 @@ def _bind_time(session: Session, now: datetime) -> Any:
 
 
 def append_entries(session: Session, stream: LedgerStream, entries: Sequence[Entry], now: datetime) -> int:
-    """Append records to a locked stream; returns the index of the first one.
+    """Append records to a locked stream; returns the index of the first one."""
+    sha = hashlib.sha256
+    leaves = [sha(b"\x00" + e.data).digest() for e in entries]
+    return _append(
+        session,
+        stream,
+        leaves,
+        [(e.data, h, e.action, e.object_type, e.object_id) for e, h in zip(entries, leaves, strict=True)],
+        now,
+    )
 
-    Rows go to the driver as plain tuples (core.bulk): SQLAlchemy's per-row
-    processing would cost more than the hashing (see bench/bench_ledger.py).
-    """
-    if not entries:
+
+def append_hashed(
+    session: Session, stream: LedgerStream, payloads: Sequence[bytes], leaves: Sequence[bytes], now: datetime
+) -> int:
+    """Append records whose leaf hashes the caller computed (ingestion does it in another process)."""
+    return _append(session, stream, leaves, [(p, h, "", "", "") for p, h in zip(payloads, leaves, strict=True)], now)
+
+
+def _append(
+    session: Session, stream: LedgerStream, leaves: Sequence[bytes], cells: Sequence[tuple[Any, ...]], now: datetime
+) -> int:
+    """Rows go to the driver as plain tuples (core.bulk): SQLAlchemy's per-row
+    processing would cost more than the hashing (see bench/bench_ledger.py)."""
+    if not cells:
         return stream.size
     frontier = merkle.Frontier.from_bytes(stream.size, stream.frontier)
     first = stream.size
     sid = stream.id
     when = _bind_time(session, now)
-    sha = hashlib.sha256
-    leaves = [sha(b"\x00" + e.data).digest() for e in entries]
-    rows = [
-        (sid, first + k, when, e.data, h, e.action, e.object_type, e.object_id)
-        for k, (e, h) in enumerate(zip(entries, leaves, strict=True))
-    ]
+    rows = [(sid, first + k, when, *c) for k, c in enumerate(cells)]
     nodes = [(sid, lv, idx, h) for lv, idx, h in frontier.extend(leaves, TILE) if lv % TILE == 0]
     conn = session.connection()
     insert_rows(conn, "ledger_record", _RECORD_COLUMNS, rows)
