@@ -11,6 +11,7 @@ crash of either side loses only the batch in flight and the ledger is the same.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import traceback
 from collections.abc import Callable, Iterator
@@ -69,25 +70,36 @@ class WorkerFailed:
     refused: bool  # the input or configuration was refused (a PortcullisError), not a crash
 
 
-def _produce(spec: WorkerSpec, out: Any) -> None:
+def _send(out: Any, item: object, parent: int) -> None:
+    """Put, waiting while the writer is busy, but not for a writer that is gone (killed, say)."""
+    while True:
+        try:
+            out.put(item, timeout=1.0)
+            return
+        except queue.Full:
+            if os.getppid() != parent:
+                os._exit(1)
+
+
+def _produce(spec: WorkerSpec, out: Any, parent: int) -> None:
     try:
         preparer = spec.preparer()
         with Path(spec.path).open("rb") as f:
             records = lines_from(f, spec.offset, spec.position, final=True)
             while batch := list(islice(records, spec.batch_size)):
-                out.put(preparer.prepare(batch))
-        out.put(None)
+                _send(out, preparer.prepare(batch), parent)
+        _send(out, None, parent)
     except PortcullisError as e:
-        out.put(WorkerFailed(str(e), refused=True))
+        _send(out, WorkerFailed(str(e), refused=True), parent)
     except BaseException:
-        out.put(WorkerFailed(traceback.format_exc(), refused=False))
+        _send(out, WorkerFailed(traceback.format_exc(), refused=False), parent)
 
 
 def prepared_batches(spec: WorkerSpec) -> Iterator[Prepared]:
     """The file's prepared batches, made by a worker process, in order."""
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited database connections
     out = ctx.Queue(maxsize=QUEUE_DEPTH)
-    worker = ctx.Process(target=_produce, args=(spec, out), name="portcullis-prepare", daemon=True)
+    worker = ctx.Process(target=_produce, args=(spec, out, os.getpid()), name="portcullis-prepare", daemon=True)
     worker.start()
     try:
         while True:
