@@ -15,7 +15,6 @@ The figure goes into BENCHMARKS.md between markers.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, func, insert, select, text
 
+from common import PG_ADMIN, write_section
 from portcullis.access import policy
 from portcullis.access.models import Entitlement, Finding, Grant, SodRule, TrainingRecord
 from portcullis.core.clock import FrozenClock
@@ -37,9 +37,6 @@ from portcullis.inventory.models import Asset, Person, Site, Zone
 from portcullis.ledger.guard import install as install_guards
 from portcullis.models import metadata
 
-ROOT = Path(__file__).resolve().parents[1]
-MARK_BEGIN, MARK_END = "<!-- access:begin -->", "<!-- access:end -->"
-PG_ADMIN = os.environ.get("PORTCULLIS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ASSETS, ZONES, ENTITLEMENTS, SOD_RULES = 200, 20, 500, 20
 CHUNK = 10_000
@@ -223,18 +220,6 @@ def run(url: str, data_dir: Path, people: int, grants: int) -> dict[str, Any]:
         rt.engine.dispose()
 
 
-def write_section(lines: list[str]) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    body = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    section = "\n".join([MARK_BEGIN, *lines, MARK_END])
-    if MARK_BEGIN in body:
-        head, rest = body.split(MARK_BEGIN, 1)
-        body = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        body = body.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(body)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--people", type=int, default=10_000)
@@ -290,7 +275,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if not args.no_write:
-        write_section(lines)
+        write_section("access", lines)
 
 
 if __name__ == "__main__":

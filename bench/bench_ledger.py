@@ -15,7 +15,6 @@ same process where one exists, and written into BENCHMARKS.md between markers.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import statistics
@@ -26,8 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
+from common import PgDatabases, write_section
 from portcullis.core.canonical import canonical_bytes
 from portcullis.core.db import make_engine, session_factory
 from portcullis.core.settings import Settings
@@ -39,9 +39,6 @@ from portcullis.ledger.store import Entry, StoredTree, append_entries, get_strea
 from portcullis.ledger.verify import verify_stream
 from portcullis.models import metadata
 
-ROOT = Path(__file__).resolve().parents[1]
-MARK_BEGIN, MARK_END = "<!-- ledger:begin -->", "<!-- ledger:end -->"
-PG_ADMIN = os.environ.get("PORTCULLIS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BATCH = 10_000
 
 
@@ -168,48 +165,6 @@ def bench_proofs(url: str, size: int) -> dict[str, float]:
     }
 
 
-class PgDatabases:
-    """Throwaway PostgreSQL databases for one run, dropped at the end."""
-
-    def __init__(self, admin: str) -> None:
-        self.admin = admin
-        self.engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-        self.names: list[str] = []
-
-    def available(self) -> bool:
-        try:
-            self.engine.connect().close()
-        except Exception:  # any failure to connect means: no PostgreSQL here
-            return False
-        return True
-
-    def __call__(self, name: str) -> str:
-        db = f"portcullis_bench_{name}_{os.getpid()}"
-        with self.engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{db}"'))
-        self.names.append(db)
-        return self.admin.rsplit("/", 1)[0] + "/" + db
-
-    def drop_all(self) -> None:
-        with self.engine.connect() as conn:
-            for db in self.names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-        self.engine.dispose()
-
-
-def write_section(lines: list[str]) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    body = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    section = "\n".join([MARK_BEGIN, *lines, MARK_END])
-    if MARK_BEGIN in body:
-        head, rest = body.split(MARK_BEGIN, 1)
-        body = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        body = body.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(body)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=500_000)
@@ -223,7 +178,7 @@ def main() -> None:
         return f"sqlite:///{tmp / (name + '.db')}"
 
     rows = []
-    pg = PgDatabases(PG_ADMIN)
+    pg = PgDatabases()
     try:
         sq = bench_append_verify(fresh(sqlite_for, "a"), fresh(sqlite_for, "b"), args.records, signer)
         rows.append(("SQLite", sq))
@@ -267,7 +222,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if not args.no_write:
-        write_section(lines)
+        write_section("ledger", lines)
 
 
 if __name__ == "__main__":

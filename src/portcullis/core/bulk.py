@@ -12,6 +12,7 @@ Table and column names are the caller's constants, never input.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection
@@ -56,8 +57,9 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
     full = head + ", ".join([one] * per)
     n = len(rows)
     whole = n - n % per
+    flat = chain.from_iterable
     for i in range(0, whole, per):
-        conn.exec_driver_sql(full, tuple(v for r in rows[i : i + per] for v in r))
+        conn.exec_driver_sql(full, tuple(flat(rows[i : i + per])))
     if whole < n:
         tail = rows[whole:]
-        conn.exec_driver_sql(head + ", ".join([one] * len(tail)), tuple(v for r in tail for v in r))
+        conn.exec_driver_sql(head + ", ".join([one] * len(tail)), tuple(flat(tail)))

@@ -28,7 +28,7 @@ from portcullis.events.files import lines_from
 from portcullis.events.identity import Directory
 from portcullis.events.models import AccessEvent
 from portcullis.events.parsers import build_parser
-from portcullis.events.prepare import Prepared, Preparer
+from portcullis.events.prepare import Prepared, Preparer, fewer_collections
 
 # Below this size a second process costs more to start than it saves.
 MIN_BYTES = 8 * 1024 * 1024
@@ -84,7 +84,7 @@ def _send(out: Any, item: object, parent: int) -> None:
 def _produce(spec: WorkerSpec, out: Any, parent: int) -> None:
     try:
         preparer = spec.preparer()
-        with Path(spec.path).open("rb") as f:
+        with fewer_collections(), Path(spec.path).open("rb") as f:
             records = lines_from(f, spec.offset, spec.position, final=True)
             while batch := list(islice(records, spec.batch_size)):
                 _send(out, preparer.prepare(batch), parent)

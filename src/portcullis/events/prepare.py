@@ -9,9 +9,11 @@ everything it produces is plain data the writer appends in one transaction.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,6 +55,21 @@ def bad_encoding(data: bytes) -> str:
     except UnicodeDecodeError as e:
         return f"not UTF-8: byte 0x{data[e.start]:02x} at byte {e.start + 1} of the record ({e.reason})"
     return "not UTF-8"
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Ingestion makes millions of short-lived objects without cycles; the cyclic collector,
+    run every 700 allocations by default and scanning every object still alive, then costs
+    a quarter of the time. Older objects are frozen out of its sight and it runs less often."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def hour_of(t: datetime) -> int:
@@ -138,11 +155,6 @@ class Preparer:
             out.last_end = records[-1].end
         return out
 
-    def _bound(self, t: datetime) -> tuple[Any, int]:
-        if t != self._last_time:
-            self._last_time, self._last_bound, self._last_hour = t, self.bind_time(t), hour_of(t)
-        return self._last_bound, self._last_hour
-
     def _row(self, k: int, event: Any, out: Prepared) -> tuple[Any, ...] | str:
         """The event's row, or the reason it must be quarantined."""
         d = self.directory
@@ -164,22 +176,25 @@ class Preparer:
                 out.uses.append((person_id, asset_id, zone_id, event.privileged, event.time))
             elif event.actor and (asset_id is not None or zone_id is not None):
                 out.unattributed.append((asset_id, zone_id, event.actor, event.time))
-        bound, hour = self._bound(event.time)
+        t = event.time
+        if t != self._last_time:
+            self._last_time, self._last_bound, self._last_hour = t, self.bind_time(t), hour_of(t)
+        # _value_ rather than .value: the property costs ten times the plain attribute, four times a row.
         return (
             k,
-            bound,
-            hour,
-            event.category.value,
+            self._last_bound,
+            self._last_hour,
+            event.category._value_,
             event.action,
-            event.outcome.value,
+            event.outcome._value_,
             event.actor,
-            event.actor_kind.value,
+            event.actor_kind._value_,
             person_id,
             asset_id,
             zone_id,
             event.host,
             event.source_address,
-            event.method.value,
+            event.method._value_,
             event.privileged,
             event.detail,
         )

@@ -26,7 +26,7 @@ from portcullis.events.ingest import BatchResult, InputCursor, Pipeline
 from portcullis.events.models import EventCursor
 from portcullis.events.parallel import MIN_BYTES, WorkerSpec, prepared_batches
 from portcullis.events.parsers import parser_class
-from portcullis.events.prepare import RawRecord
+from portcullis.events.prepare import RawRecord, fewer_collections
 
 BATCH = 20000
 Progress = Callable[[int, BatchResult], None]  # (bytes or records done, totals so far)
@@ -58,10 +58,11 @@ class Ingestion:
 
     def feed(self, cursor: InputCursor, records: Iterable[RawRecord], label: str, progress: Progress | None) -> None:
         it = iter(records)
-        while batch := list(islice(it, self.batch_size)):
-            self._take(cursor, batch, label)
-            if progress is not None:
-                progress(batch[-1].end or batch[-1].position, self.totals)
+        with fewer_collections():
+            while batch := list(islice(it, self.batch_size)):
+                self._take(cursor, batch, label)
+                if progress is not None:
+                    progress(batch[-1].end or batch[-1].position, self.totals)
 
     # --- files ---------------------------------------------------------------------------
 
@@ -148,11 +149,12 @@ class Ingestion:
             zone_id=p.zone_id,
             dialect=self.rt.engine.dialect.name,
         )
-        for batch in prepared_batches(spec):
-            with self.rt.work(self.principal) as ctx:
-                self.totals.add(p.commit(ctx, cursor, batch, str(path)))
-            if progress is not None:
-                progress(batch.last_end, self.totals)
+        with fewer_collections():
+            for batch in prepared_batches(spec):
+                with self.rt.work(self.principal) as ctx:
+                    self.totals.add(p.commit(ctx, cursor, batch, str(path)))
+                if progress is not None:
+                    progress(batch.last_end, self.totals)
 
     def _follow(
         self,
