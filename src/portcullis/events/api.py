@@ -137,8 +137,8 @@ def issue_token(actor: Admin, key: str) -> dict[str, str]:
     return {"token": token, "endpoint": f"/ingest/v1/sources/{key}/batch"}
 
 
-def _query(person: str | None, asset: str | None, zone: str | None, actor: Actor, **rest: Any) -> search.EventQuery:
-    with actor.work() as ctx:
+def _query(person: str | None, asset: str | None, zone: str | None, caller: Actor, **rest: Any) -> search.EventQuery:
+    with caller.work() as ctx:
         refs: dict[str, Any] = {}
         for name, value, finder in (
             ("person", person, inventory.find_person_by_email),

@@ -8,6 +8,7 @@ from portcullis.web import (
     admin_pages,
     auth_pages,
     dashboard,
+    events_pages,
     import_pages,
     ledger_pages,
     org_pages,
@@ -19,3 +20,4 @@ for module in (auth_pages, account_pages, admin_pages, dashboard, org_pages, imp
     router.include_router(module.router)
 router.include_router(ledger_pages.router)
 router.include_router(access_pages.router)
+router.include_router(events_pages.router)
