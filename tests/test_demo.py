@@ -142,7 +142,8 @@ def test_every_created_object_has_an_audit_record(rt: Runtime) -> None:
         assert ("user", str(user_id)) in audited
     # The demo acts as itself, or (in its access history) as a demo platform user, marked as done by the demo.
     users = {r[0] for r in _rows(rt, "SELECT email FROM user_account")}
-    for (payload,) in _rows(rt, "SELECT payload FROM ledger_record"):
+    audit = "SELECT r.payload FROM ledger_record r JOIN ledger_stream s ON s.id = r.stream_id WHERE s.name = 'audit'"
+    for (payload,) in _rows(rt, audit):
         actor = json.loads(bytes(payload))["actor"]
         assert actor["name"] == "system:demo" or (actor["name"] in users and actor["via"] == "demo"), actor
     admin_id = _one(rt, "SELECT id FROM user_account WHERE email = :e", e=demo_data.ADMIN_EMAIL)

@@ -11,7 +11,7 @@ import pyotp
 import typer
 from sqlalchemy import func, select
 
-from portcullis import demo_access
+from portcullis import demo_access, demo_events
 from portcullis import demo_data as data
 from portcullis.access.models import AccessRole, Entitlement, Finding, FindingStatus, Grant, GrantStatus
 from portcullis.accounts import service as accounts
@@ -23,6 +23,7 @@ from portcullis.core.errors import Conflict
 from portcullis.core.output import command, out
 from portcullis.core.runtime import Runtime
 from portcullis.core.settings import Settings, get_settings
+from portcullis.events.models import AccessEvent, EventSource
 from portcullis.inventory import service as inventory
 from portcullis.inventory.models import Asset, Person, PersonKind, Provider, Site, Zone
 from portcullis.inventory.schemas import AssetIn, OrganisationIn, OverrideIn, PersonIn, ProviderIn, SiteIn, ZoneIn
@@ -198,6 +199,7 @@ def build_demo(rt: Runtime) -> Built:
         assets = _build_assets(ctx, people, zones, providers)
         users = _build_users(ctx)
         demo_access.build_access(story, people, assets, zones, users)
+        demo_events.build_events(story)
         base.session.flush()
         # A first signed checkpoint, so the demo's audit trail is anchored from the start.
         operations.sign_checkpoints(base, rt.signer)
@@ -225,6 +227,8 @@ def counts(ctx: Context) -> dict[str, int]:
         },
         "active grants": s.scalar(select(func.count()).select_from(Grant).where(Grant.status == active)) or 0,
         "open findings": s.scalar(select(func.count()).select_from(Finding).where(Finding.status == open_)) or 0,
+        "event sources": s.scalar(select(func.count()).select_from(EventSource)) or 0,
+        "access events": s.scalar(select(func.count()).select_from(AccessEvent)) or 0,
     }
 
 
@@ -295,6 +299,8 @@ def demo(
     summary = ", ".join(f"{n} {k}" for k, n in built.counts.items())
     if built.created:
         _say(f"Built the demo organisation {data.ORGANISATION['legal_name']}: {summary}")
+        if not demo_events.available():
+            _say(f"[dim]No event sources: the log samples are not at {demo_events.SAMPLES}.[/dim]")
     else:
         _say(f"The demo organisation already exists ({summary}); nothing changed")
     _print_logins(rt)
