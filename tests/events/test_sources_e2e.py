@@ -10,11 +10,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from portcullis.core.clock import FrozenClock
 from portcullis.core.errors import ValidationFailed
 from portcullis.core.runtime import Runtime
 from portcullis.events import sources
@@ -27,8 +29,11 @@ from portcullis.inventory.models import Zone
 from portcullis.inventory.proportionality import default_value
 from portcullis.inventory.schemas import PersonIn, ZoneIn
 from portcullis.ledger.models import LedgerStream
+from portcullis.ledger.retention import purge_stream
+from portcullis.ledger.verify import verify_stream
 from tests.access.workflow_world import SYSTEM
 from tests.events.world import BADGES, EventWorld, build_event_world, openssh_lines
+from tests.events.world import OPENSSH as OPENSSH_PATH
 
 FLOOR_ZONES = {"1": "Z-F1", "2": "Z-F2", "3": "Z-F3"}
 
@@ -278,3 +283,32 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_the_ledger_purge_keeps_a_source_as_long_as_its_retention(ew: EventWorld) -> None:
+    with ew.rt.work(SYSTEM) as ctx:
+        sources.create_source(
+            ctx,
+            sources.SourceIn(
+                key="bastion",
+                name="B",
+                format="syslog",
+                asset="A-DB",
+                config={"parser": {"year": 2026}},
+                retention_days=30,
+                retention_reason="test of the purge",
+            ),
+        )
+    ew.ingest("bastion", OPENSSH_PATH)
+    clock = ew.rt.clock
+    assert isinstance(clock, FrozenClock)
+    clock.advance(timedelta(days=29))
+    with ew.rt.work(SYSTEM) as ctx:
+        assert purge_stream(ctx, "events:bastion").count == 0  # not yet
+    clock.advance(timedelta(days=2))
+    with ew.rt.work(SYSTEM) as ctx:
+        result = purge_stream(ctx, "events:bastion")
+    assert (result.retention_days, result.count) == (30, 2000)
+    with ew.rt.session() as s:
+        stream = s.scalars(select(LedgerStream).where(LedgerStream.name == "events:bastion")).one()
+        assert verify_stream(s, stream, ew.rt.signer.verifier).ok
