@@ -22,6 +22,7 @@ from portcullis.events.api import intake as events_intake
 from portcullis.events.api import router as events_router
 from portcullis.inventory.api import router as inventory_router
 from portcullis.inventory.csv_api import router as csv_router
+from portcullis.keys.api import router as keys_router
 from portcullis.ledger.api import router as ledger_router
 from portcullis.web.routes import router as web_router
 
@@ -87,6 +88,7 @@ def create_app(runtime: Runtime | None = None, check_schema: bool = True) -> Fas
     app.include_router(scim_router)
     app.include_router(ledger_router, prefix=API_PREFIX)
     app.include_router(events_router, prefix=API_PREFIX)
+    app.include_router(keys_router, prefix=API_PREFIX)
     app.include_router(events_intake)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

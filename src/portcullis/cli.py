@@ -16,6 +16,7 @@ from portcullis.demo import register_demo
 from portcullis.events import cli as events_cli
 from portcullis.inventory import cli as inventory_cli
 from portcullis.inventory.csv_cli import register_csv
+from portcullis.keys import cli as keys_cli
 from portcullis.ledger import cli as ledger_cli
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ cli_reconcile.register(app)
 register_demo(app)
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(events_cli.app, name="events")
+app.add_typer(keys_cli.app, name="keys")
 app.add_typer(ledger_cli.evidence_app, name="evidence")
 app.command("verify-bundle")(ledger_cli.verify_bundle_command)
 

@@ -39,6 +39,10 @@ class Permission(StrEnum):
     EVENTS_READ = "events.read"  # access events, sources, quarantine
     EVENTS_INGEST = "events.ingest"  # feed records into a source
     EVENTS_ADMIN = "events.admin"  # event sources: create, configure, tokens, retention
+    KEYS_READ = "keys.read"  # the key register, operations, ceremonies (never material)
+    KEYS_ADMIN = "keys.admin"  # register, generate, rotate, change state, request dual-control operations
+    KEYS_CUSTODY = "keys.custody"  # approve dual-control operations, enter master-key shares
+    KEYS_USE = "keys.use"  # sign, encrypt, wrap ... with keys whose policy names the caller
     SELF = "self"  # own profile, own MFA, own tokens
 
 
@@ -61,6 +65,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.EVENTS_READ,
             Permission.EVENTS_INGEST,
             Permission.EVENTS_ADMIN,
+            Permission.KEYS_READ,
+            Permission.KEYS_ADMIN,
         }
     ),
     Role.APPROVER: frozenset(
@@ -69,7 +75,9 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.REVIEWER: frozenset(
         _ALL_READ | {Permission.ACCESS_READ, Permission.ACCESS_REQUEST, Permission.EVENTS_READ}
     ),
-    Role.KEY_CUSTODIAN: frozenset(_ALL_READ | {Permission.ACCESS_REQUEST}),
+    Role.KEY_CUSTODIAN: frozenset(
+        _ALL_READ | {Permission.ACCESS_REQUEST, Permission.KEYS_READ, Permission.KEYS_CUSTODY, Permission.KEYS_USE}
+    ),
     Role.AUDITOR: frozenset(
         _ALL_READ
         | {
@@ -78,6 +86,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.EVIDENCE_EXPORT,
             Permission.ACCESS_READ,
             Permission.EVENTS_READ,
+            Permission.KEYS_READ,
         }
     ),
     Role.MANAGEMENT_BODY: frozenset(_ALL_READ | {Permission.AUDIT_READ, Permission.ACCESS_READ}),

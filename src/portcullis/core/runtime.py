@@ -23,6 +23,9 @@ class Runtime:
     factory: sessionmaker[Session]
     clock: Clock = field(default_factory=SystemClock)
     _signer: Any = None
+    # The key service's master key and service (keys/service.py builds them on first use).
+    _keyring: Any = None
+    _keys: Any = None
 
     @property
     def signer(self) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,11 +30,19 @@ class Settings(BaseSettings):
     # The checkpoint-signing key; kept apart from the database on purpose, so
     # that someone who can rewrite the database cannot re-sign it.
     ledger_key_file: Path | None = None
+    # Where the key service's master key comes from: "file" (master_key_file, created at first use; for a
+    # demo or a single operator) or "shares" (SLIP-39 shares entered by custodians after each start).
+    master_key_source: Literal["file", "shares"] = "file"
+    master_key_file: Path | None = None
     checkpoint_every: int = Field(default=1000, ge=1)
     # `portcullis serve` runs the scheduler (checkpoints, purges ...) this often; 0: leave it to `portcullis tick`.
     tick_seconds: int = Field(default=900, ge=0)
     # Accept Microsoft Entra's known SCIM deviations (capitalised PATCH ops, booleans as strings, paths as keys).
     scim_entra_compat: bool = False
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
 
     @property
     def effective_ledger_key_file(self) -> Path:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 8b729d392e81
+Revision ID: b5ec8f48d6c8
 Revises: 
-Create Date: 2026-11-25 00:50:51.674163
+Create Date: 2026-11-25 01:26:51.728652
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import portcullis.core.db
 
 
-revision = '8b729d392e81'
+revision = 'b5ec8f48d6c8'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -66,6 +66,12 @@ def upgrade() -> None:
     with op.batch_alter_table('access_role', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_access_role_external_id'), ['external_id'], unique=False)
 
+    op.create_table('key_master',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('check_value', sa.String(length=64), nullable=False),
+    sa.Column('source', sa.String(length=10), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_key_master'))
+    )
     op.create_table('ledger_purge_gate',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('opened_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
@@ -343,6 +349,40 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['depends_on_id'], ['asset.id'], name=op.f('fk_asset_dependency_depends_on_id_asset'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('asset_id', 'depends_on_id', name=op.f('pk_asset_dependency'))
     )
+    op.create_table('crypto_key',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('purpose', sa.Text(), nullable=False),
+    sa.Column('algorithm', sa.String(length=30), nullable=False),
+    sa.Column('size_bits', sa.Integer(), nullable=False),
+    sa.Column('custody', sa.String(length=10), nullable=False),
+    sa.Column('backend', sa.String(length=20), nullable=True),
+    sa.Column('owner_id', sa.Integer(), nullable=True),
+    sa.Column('device_asset_id', sa.Integer(), nullable=True),
+    sa.Column('location', sa.Text(), nullable=False),
+    sa.Column('critical', sa.Boolean(), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('activated_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deactivated_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('compromised_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('destroyed_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('crypto_period_days', sa.Integer(), nullable=True),
+    sa.Column('rotate_by', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('min_encrypt_version', sa.Integer(), nullable=False),
+    sa.Column('min_decrypt_version', sa.Integer(), nullable=False),
+    sa.Column('policy', sa.JSON(), nullable=False),
+    sa.Column('extractable', sa.Boolean(), nullable=False),
+    sa.Column('protection', sa.JSON(), nullable=False),
+    sa.Column('predecessor_id', sa.Integer(), nullable=True),
+    sa.Column('updated_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['device_asset_id'], ['asset.id'], name=op.f('fk_crypto_key_device_asset_id_asset')),
+    sa.ForeignKeyConstraint(['owner_id'], ['person.id'], name=op.f('fk_crypto_key_owner_id_person')),
+    sa.ForeignKeyConstraint(['predecessor_id'], ['crypto_key.id'], name=op.f('fk_crypto_key_predecessor_id_crypto_key')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_crypto_key')),
+    sa.UniqueConstraint('key', name=op.f('uq_crypto_key_key'))
+    )
     op.create_table('entitlement',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=100), nullable=False),
@@ -456,6 +496,89 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_group_mapping')),
     sa.UniqueConstraint('system', 'group_name', name='uq_group_mapping_system_group')
     )
+    op.create_table('key_asset',
+    sa.Column('key_id', sa.Integer(), nullable=False),
+    sa.Column('asset_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['asset_id'], ['asset.id'], name=op.f('fk_key_asset_asset_id_asset')),
+    sa.ForeignKeyConstraint(['key_id'], ['crypto_key.id'], name=op.f('fk_key_asset_key_id_crypto_key')),
+    sa.PrimaryKeyConstraint('key_id', 'asset_id', name=op.f('pk_key_asset'))
+    )
+    op.create_table('key_ceremony',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('key_id', sa.Integer(), nullable=True),
+    sa.Column('held_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('present', sa.JSON(), nullable=False),
+    sa.Column('approvers', sa.JSON(), nullable=False),
+    sa.Column('notes', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['key_id'], ['crypto_key.id'], name=op.f('fk_key_ceremony_key_id_crypto_key')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_key_ceremony'))
+    )
+    op.create_table('key_custodian',
+    sa.Column('key_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['key_id'], ['crypto_key.id'], name=op.f('fk_key_custodian_key_id_crypto_key')),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_key_custodian_person_id_person')),
+    sa.PrimaryKeyConstraint('key_id', 'person_id', name=op.f('pk_key_custodian'))
+    )
+    op.create_table('key_operation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key_id', sa.Integer(), nullable=True),
+    sa.Column('operation', sa.String(length=30), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('requested_by', sa.Integer(), nullable=False),
+    sa.Column('requested_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('approvals', sa.JSON(), nullable=False),
+    sa.Column('required', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('not_before', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('done_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['key_id'], ['crypto_key.id'], name=op.f('fk_key_operation_key_id_crypto_key')),
+    sa.ForeignKeyConstraint(['requested_by'], ['person.id'], name=op.f('fk_key_operation_requested_by_person')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_key_operation'))
+    )
+    op.create_table('key_replacement',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('old_key_id', sa.Integer(), nullable=False),
+    sa.Column('new_key_id', sa.Integer(), nullable=False),
+    sa.Column('cause', sa.String(length=20), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['new_key_id'], ['crypto_key.id'], name=op.f('fk_key_replacement_new_key_id_crypto_key')),
+    sa.ForeignKeyConstraint(['old_key_id'], ['crypto_key.id'], name=op.f('fk_key_replacement_old_key_id_crypto_key')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_key_replacement'))
+    )
+    op.create_table('key_transition',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key_id', sa.Integer(), nullable=False),
+    sa.Column('from_state', sa.String(length=20), nullable=False),
+    sa.Column('to_state', sa.String(length=20), nullable=False),
+    sa.Column('at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('actor', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['key_id'], ['crypto_key.id'], name=op.f('fk_key_transition_key_id_crypto_key')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_key_transition'))
+    )
+    with op.batch_alter_table('key_transition', schema=None) as batch_op:
+        batch_op.create_index('ix_key_transition_key', ['key_id', 'id'], unique=False)
+
+    op.create_table('key_version',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('ref', sa.LargeBinary(), nullable=True),
+    sa.Column('public_key', sa.LargeBinary(), nullable=True),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('uses', sa.Integer(), nullable=False),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('archived_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('destroyed_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['key_id'], ['crypto_key.id'], name=op.f('fk_key_version_key_id_crypto_key')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_key_version')),
+    sa.UniqueConstraint('key_id', 'version', name='uq_key_version_key_version')
+    )
     op.create_table('role_entitlement',
     sa.Column('role_id', sa.Integer(), nullable=False),
     sa.Column('entitlement_id', sa.Integer(), nullable=False),
@@ -521,6 +644,20 @@ def upgrade() -> None:
     with op.batch_alter_table('approval', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_approval_request_id'), ['request_id'], unique=False)
 
+    op.create_table('key_replacement_task',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('replacement_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('ref', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('done_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['replacement_id'], ['key_replacement.id'], name=op.f('fk_key_replacement_task_replacement_id_key_replacement')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_key_replacement_task'))
+    )
+    with op.batch_alter_table('key_replacement_task', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_key_replacement_task_replacement_id'), ['replacement_id'], unique=False)
+
     op.create_table('finding',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=300), nullable=False),
@@ -559,6 +696,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_finding_kind'))
 
     op.drop_table('finding')
+    with op.batch_alter_table('key_replacement_task', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_key_replacement_task_replacement_id'))
+
+    op.drop_table('key_replacement_task')
     with op.batch_alter_table('approval', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_approval_request_id'))
 
@@ -571,6 +712,16 @@ def downgrade() -> None:
     op.drop_table('access_grant')
     op.drop_table('sod_rule')
     op.drop_table('role_entitlement')
+    op.drop_table('key_version')
+    with op.batch_alter_table('key_transition', schema=None) as batch_op:
+        batch_op.drop_index('ix_key_transition_key')
+
+    op.drop_table('key_transition')
+    op.drop_table('key_replacement')
+    op.drop_table('key_operation')
+    op.drop_table('key_custodian')
+    op.drop_table('key_ceremony')
+    op.drop_table('key_asset')
     op.drop_table('group_mapping')
     with op.batch_alter_table('event_quarantine', schema=None) as batch_op:
         batch_op.drop_index('ix_event_quarantine_source')
@@ -584,6 +735,7 @@ def downgrade() -> None:
     op.drop_table('access_request')
     op.drop_table('event_source')
     op.drop_table('entitlement')
+    op.drop_table('crypto_key')
     op.drop_table('asset_dependency')
     op.drop_table('asset')
     op.drop_table('zone')
@@ -622,6 +774,7 @@ def downgrade() -> None:
 
     op.drop_table('ledger_record')
     op.drop_table('ledger_purge_gate')
+    op.drop_table('key_master')
     with op.batch_alter_table('access_role', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_access_role_external_id'))
 

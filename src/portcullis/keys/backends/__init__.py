@@ -1,0 +1,1 @@
+"""Where key material lives: the software envelope or a PKCS#11 token."""

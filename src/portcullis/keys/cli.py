@@ -1,0 +1,221 @@
+"""`portcullis keys ...`: the key register, state changes, rotation, dual-control operations, use."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from portcullis.accounts.cli import JsonOpt, cli_principal, runtime
+from portcullis.core.errors import FieldError, ValidationFailed
+from portcullis.core.output import command, emit, out
+from portcullis.keys import dual
+from portcullis.keys.models import KeyState
+from portcullis.keys.register import (
+    KeyIn,
+    change_state,
+    get_key,
+    key_view,
+    list_keys,
+    register_key,
+    rotate,
+    versions_of,
+)
+from portcullis.keys.service import backends, key_service
+
+app = typer.Typer(help="Cryptographic keys (§26-28): register, lifecycle, dual control, use.", no_args_is_help=True)
+_COLS = ["key", "name", "algorithm", "custody", "backend", "state", "critical", "rotate_by"]
+STATES = {
+    "activate": KeyState.ACTIVE,
+    "reactivate": KeyState.ACTIVE,
+    "suspend": KeyState.SUSPENDED,
+    "deactivate": KeyState.DEACTIVATED,
+    "compromise": KeyState.COMPROMISED,
+}
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: recorded with the change")]
+
+
+@app.command("list")
+@command
+def list_(state: Annotated[str | None, typer.Option("--state")] = None, as_json: JsonOpt = False) -> None:
+    """The key register."""
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        emit([key_view(k) for k in list_keys(ctx, state)], as_json, _COLS, title="Keys")
+
+
+@app.command("show")
+@command
+def show(key: str, as_json: JsonOpt = False) -> None:
+    """One key, its versions and their use counts (never its material)."""
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        k = get_key(ctx, key)
+        emit(key_view(k, versions_of(ctx, k)), as_json)
+
+
+def _policy(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValidationFailed(f"{path}: not a JSON policy ({e})") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"{path}: a policy is an object of operation -> list of who")
+    return data
+
+
+@app.command("register")
+@command
+def register(
+    key: str,
+    name: Annotated[str, typer.Option("--name")],
+    purpose: Annotated[str, typer.Option("--purpose")],
+    algorithm: Annotated[
+        str, typer.Option("--algorithm", help="aes-256, ed25519, ecdsa-p256, ecdsa-secp256k1, rsa-3072, rsa-4096")
+    ],
+    custody: Annotated[str, typer.Option("--custody", help="internal (generated here) or external")] = "internal",
+    backend: Annotated[str, typer.Option("--backend", help="software or pkcs11")] = "software",
+    owner: Annotated[str | None, typer.Option("--owner", help="Email")] = None,
+    custodian: Annotated[list[str] | None, typer.Option("--custodian", help="Email; repeat")] = None,
+    asset: Annotated[list[str] | None, typer.Option("--asset", help="External id of an asset relying on it")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="External id of the asset holding it")] = None,
+    location: Annotated[str, typer.Option("--location")] = "",
+    critical: Annotated[bool, typer.Option("--critical")] = False,
+    period: Annotated[int | None, typer.Option("--crypto-period-days")] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="JSON: {operation: [any|role:R|user:ID]}")] = None,
+    extractable: Annotated[bool, typer.Option("--extractable")] = False,
+    present: Annotated[list[str] | None, typer.Option("--present", help="Ceremony attendee email; repeat")] = None,
+    approver: Annotated[list[str] | None, typer.Option("--approver", help="Ceremony approver email; repeat")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a key; an internal one is generated now, in its backend."""
+    data = KeyIn.model_validate(
+        {
+            "key": key,
+            "name": name,
+            "purpose": purpose,
+            "algorithm": algorithm,
+            "custody": custody,
+            "backend": backend if custody == "internal" else None,
+            "owner_email": owner,
+            "custodian_emails": custodian or [],
+            "asset_external_ids": asset or [],
+            "device_external_id": device,
+            "location": location,
+            "critical": critical,
+            "crypto_period_days": period,
+            "policy": _policy(policy),
+            "extractable": extractable,
+            "ceremony_present": present or [],
+            "ceremony_approvers": approver or [],
+        }
+    )
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        available = backends(rt) if data.custody.value == "internal" else {}
+        k = register_key(ctx, data, available.get(data.backend or ""))
+        emit(key_view(k, versions_of(ctx, k)), as_json)
+
+
+@app.command("rotate")
+@command
+def rotate_cmd(key: str, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
+    """A new version of an internal key; new protection uses it at once."""
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        v = rotate(ctx, key, backends(rt)["software"], reason)
+        emit({"key": key, "version": v.version}, as_json)
+
+
+@app.command("state")
+@command
+def state(
+    key: str,
+    action: Annotated[str, typer.Argument(help="activate, suspend, reactivate, deactivate, compromise")],
+    reason: ReasonOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a key's state (NIST SP 800-57); destruction is `keys destroy`."""
+    target = STATES.get(action)
+    if target is None:
+        raise ValidationFailed("Unknown action", [FieldError("action", f"one of {', '.join(STATES)}")])
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        emit(key_view(change_state(ctx, key, target, reason)), as_json)
+
+
+@app.command("destroy")
+@command
+def destroy(key: str, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
+    """Request destruction: two custodians approve, then a grace period, then `keys execute`."""
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        emit(dual.operation_view(dual.request(ctx, key, "destroy", reason)), as_json)
+
+
+@app.command("approve")
+@command
+def approve(operation: int, as_json: JsonOpt = False) -> None:
+    """Approve a dual-control operation as a custodian of its key."""
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        emit(dual.operation_view(dual.approve(ctx, operation)), as_json)
+
+
+@app.command("cancel")
+@command
+def cancel(operation: int, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
+    """Cancel a dual-control operation before it is executed."""
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        emit(dual.operation_view(dual.cancel(ctx, operation, reason)), as_json)
+
+
+@app.command("execute")
+@command
+def execute(operation: int, as_json: JsonOpt = False) -> None:
+    """Execute an approved destruction once its grace period is over: material erased, history kept."""
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        emit(key_view(dual.execute_destroy(ctx, operation, backends(rt))), as_json)
+        key_service(rt).forget()
+
+
+@app.command("sign")
+@command
+def sign(key: str, file: Path, as_json: JsonOpt = False) -> None:
+    """Sign a file's bytes with an internal key the policy lets you use; prints the version and signature."""
+    rt = runtime()
+    service = key_service(rt)
+    with rt.work(cli_principal(rt)) as ctx:
+        version, signature = service.sign(ctx, key, file.read_bytes())
+        service.flush(ctx)
+    result = {"key": key, "version": version, "signature": base64.b64encode(signature).decode()}
+    if as_json:
+        emit(result, True)
+    else:
+        out.print(f"version {version}\n{result['signature']}", highlight=False)
+
+
+@app.command("verify")
+@command
+def verify(
+    key: str,
+    file: Path,
+    signature: Annotated[str, typer.Option("--signature", help="base64")],
+    version: Annotated[int, typer.Option("--version")],
+) -> None:
+    """Verify a signature over a file's bytes; exit code 9 when it does not verify."""
+    rt = runtime()
+    service = key_service(rt)
+    with rt.work(cli_principal(rt)) as ctx:
+        ok = service.verify(ctx, key, file.read_bytes(), base64.b64decode(signature), version)
+        service.flush(ctx)
+    out.print("valid" if ok else "NOT valid", highlight=False)
+    if not ok:
+        raise typer.Exit(9)
