@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,21 @@ class _Key:
     loaded_at: float
 
 
+@dataclass(eq=False)
+class _Grant:
+    """A checked right to protect with one key version, for one caller, until `until`; counts its own uses."""
+
+    principal: Principal
+    key: _Key
+    version: _Version
+    backend: Backend
+    ref: bytes
+    until: float
+    header: bytes = b""
+    seal: Callable[[bytes, bytes], bytes] | None = None
+    uses: int = 0
+
+
 def allowed(policy: dict[str, list[str]], operation: str, principal: Principal) -> bool:
     who = policy.get(operation, [])
     return (
@@ -84,12 +100,18 @@ class KeyService:
     _uses: Counter[tuple[int, int, str, str]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _verifiers: dict[tuple[int, int], Any] = field(default_factory=dict)
+    _grants: dict[tuple[str, str], _Grant] = field(default_factory=dict)
 
     # --- metadata -----------------------------------------------------------------------
 
     def forget(self, name: str | None = None) -> None:
-        """Drop cached metadata (after a change made in this process)."""
+        """Drop cached metadata and authorisations (after a change made in this process); counts are kept."""
         with self._lock:
+            for (key_name, operation), g in list(self._grants.items()):
+                if name is None or key_name == name:
+                    if g.uses:
+                        self._uses[(g.key.id, g.version.id, operation, g.principal.name)] += g.uses
+                    del self._grants[(key_name, operation)]
             if name is None:
                 self._keys.clear()
             else:
@@ -160,16 +182,40 @@ class KeyService:
 
     # --- operations ---------------------------------------------------------------------
 
-    def sign(self, ctx: Context, name: str, data: bytes) -> tuple[int, bytes]:
-        k = self._check(ctx, name, "sign")
+    def _protecting(self, ctx: Context, name: str, operation: str) -> _Grant:
+        """The caller's cached permission to protect with the key's current version, checked anew when stale.
+
+        Signing and encrypting are the hot paths (a ledger checkpoint, a wallet, a
+        database field): one dictionary lookup and an identity test instead of the
+        state, policy and version checks, which run again at most once a second.
+        """
+        g = self._grants.get((name, operation))
+        if g is not None and g.principal is ctx.principal and time.monotonic() < g.until:
+            return g
+        k = self._check(ctx, name, operation)
         v = self._current(k)
         assert v.ref is not None
+        backend = self._backend(k)
+        g = _Grant(ctx.principal, k, v, backend, v.ref, k.loaded_at + CACHE_SECONDS)
+        if operation == "encrypt":
+            g.seal = backend.encryptor(v.ref) if hasattr(backend, "encryptor") else None
+        g.header = HEADER + v.version.to_bytes(4, "big")
+        with self._lock:
+            old = self._grants.get((name, operation))
+            if old is not None and old.uses:
+                self._uses[(old.key.id, old.version.id, operation, old.principal.name)] += old.uses
+                old.uses = 0
+            self._grants[(name, operation)] = g
+        return g
+
+    def sign(self, ctx: Context, name: str, data: bytes) -> tuple[int, bytes]:
+        g = self._protecting(ctx, name, "sign")
         try:
-            signature = self._backend(k).sign(v.ref, k.algorithm, data)
+            signature = g.backend.sign(g.ref, g.key.algorithm, data)
         except BackendError as e:
             raise Conflict(f"Key {name!r}: {e}") from None
-        self._count(k, v, "sign", ctx.principal)
-        return v.version, signature
+        g.uses += 1
+        return g.version.version, signature
 
     def verify(self, ctx: Context, name: str, data: bytes, signature: bytes, version: int) -> bool:
         k = self._check(ctx, name, "verify")
@@ -184,12 +230,10 @@ class KeyService:
         return bool(verifier.verify(data, signature))
 
     def encrypt(self, ctx: Context, name: str, plaintext: bytes, aad: bytes = b"") -> bytes:
-        k = self._check(ctx, name, "encrypt")
-        v = self._current(k)
-        assert v.ref is not None
-        out = self._backend(k).encrypt(v.ref, plaintext, aad)
-        self._count(k, v, "encrypt", ctx.principal)
-        return HEADER + v.version.to_bytes(4, "big") + out
+        g = self._protecting(ctx, name, "encrypt")
+        out = g.seal(plaintext, aad) if g.seal is not None else g.backend.encrypt(g.ref, plaintext, aad)
+        g.uses += 1
+        return g.header + out
 
     def decrypt(self, ctx: Context, name: str, ciphertext: bytes, aad: bytes = b"") -> bytes:
         if not ciphertext.startswith(HEADER) or len(ciphertext) < len(HEADER) + 4:
@@ -230,6 +274,10 @@ class KeyService:
     def flush(self, ctx: Context) -> int:
         """Write the counted uses (versions' counters and one ledger record per key, operation and caller)."""
         with self._lock:
+            for (_, operation), g in self._grants.items():
+                if g.uses:
+                    self._uses[(g.key.id, g.version.id, operation, g.principal.name)] += g.uses
+                    g.uses = 0
             uses, self._uses = self._uses, Counter()
         if not uses:
             return 0
