@@ -219,3 +219,60 @@ def verify(
     out.print("valid" if ok else "NOT valid", highlight=False)
     if not ok:
         raise typer.Exit(9)
+
+
+@app.command("backup-key")
+@command
+def backup_key(
+    custodian: Annotated[list[str], typer.Option("--custodian", help="Email of a share holder; repeat")],
+    threshold: Annotated[int, typer.Option("--threshold", help="Shares needed to restore")],
+    present: Annotated[list[str], typer.Option("--present", help="Email of a witness of the ceremony; repeat")],
+) -> None:
+    """Make the backup key (a ceremony): prints each custodian's SLIP-39 share once; nothing keeps them."""
+    from portcullis.keys.backup import create_recipient
+    from portcullis.keys.register import person_ids
+
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        holders = person_ids(ctx, custodian, "--custodian")
+        mnemonics = create_recipient(ctx, holders, threshold, person_ids(ctx, present, "--present"))
+    for email, mnemonic in zip(custodian, mnemonics, strict=True):
+        out.print(f"{email}:\n  {mnemonic}\n", highlight=False, soft_wrap=True)
+
+
+@app.command("backup")
+@command
+def backup_cmd(out_file: Annotated[Path, typer.Option("--out", help="Where to write the backup (JSON)")]) -> None:
+    """Back up every software-held key, wrapped for the backup key (no custodian needed)."""
+    from portcullis.keys.backends.software import SoftwareBackend
+    from portcullis.keys.backup import backup
+
+    rt = runtime()
+    software = backends(rt)["software"]
+    assert isinstance(software, SoftwareBackend)
+    with rt.work(cli_principal(rt)) as ctx:
+        data = backup(ctx, software)
+    out_file.write_bytes(data)
+    out.print(f"written to {out_file}", highlight=False)
+
+
+@app.command("restore")
+@command
+def restore_cmd(file: Path) -> None:
+    """Restore a backup into this (fresh) installation; asks for the custodians' shares, one per line."""
+    from portcullis.keys.backends.software import SoftwareBackend
+    from portcullis.keys.backup import restore
+
+    mnemonics: list[str] = []
+    while True:
+        # Prompted, never an option: a share on the command line would end up in shell history.
+        line = typer.prompt("Share (empty line when done)", default="", hide_input=True, show_default=False)
+        if not line.strip():
+            break
+        mnemonics.append(line.strip())
+    rt = runtime()
+    software = backends(rt)["software"]
+    assert isinstance(software, SoftwareBackend)
+    with rt.work(cli_principal(rt)) as ctx:
+        restored = restore(ctx, software, file.read_bytes(), mnemonics)
+    out.print("restored: " + ", ".join(restored), highlight=False)

@@ -122,6 +122,15 @@ def _people(ctx: Context, emails: list[str], field: str, errors: list[FieldError
     return ids
 
 
+def person_ids(ctx: Context, emails: list[str], field: str) -> list[int]:
+    """People by email, or a clear error naming each unknown one."""
+    errors: list[FieldError] = []
+    ids = _people(ctx, emails, field, errors)
+    if errors:
+        raise ValidationFailed("Unknown people", errors)
+    return ids
+
+
 def _check_policy(policy: dict[str, list[str]], errors: list[FieldError]) -> None:
     for op, who in policy.items():
         if op not in OPERATIONS:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b5ec8f48d6c8
+Revision ID: 80108b99e571
 Revises: 
-Create Date: 2026-11-25 01:26:51.728652
+Create Date: 2026-11-25 01:33:49.869231
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import portcullis.core.db
 
 
-revision = 'b5ec8f48d6c8'
+revision = '80108b99e571'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -66,6 +66,16 @@ def upgrade() -> None:
     with op.batch_alter_table('access_role', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_access_role_external_id'), ['external_id'], unique=False)
 
+    op.create_table('key_backup_recipient',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('public_key', sa.LargeBinary(), nullable=False),
+    sa.Column('threshold', sa.Integer(), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('custodians', sa.JSON(), nullable=False),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_key_backup_recipient'))
+    )
     op.create_table('key_master',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('check_value', sa.String(length=64), nullable=False),
@@ -775,6 +785,7 @@ def downgrade() -> None:
     op.drop_table('ledger_record')
     op.drop_table('ledger_purge_gate')
     op.drop_table('key_master')
+    op.drop_table('key_backup_recipient')
     with op.batch_alter_table('access_role', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_access_role_external_id'))
 
