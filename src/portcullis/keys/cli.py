@@ -276,3 +276,47 @@ def restore_cmd(file: Path) -> None:
     with rt.work(cli_principal(rt)) as ctx:
         restored = restore(ctx, software, file.read_bytes(), mnemonics)
     out.print("restored: " + ", ".join(restored), highlight=False)
+
+
+@app.command("replace")
+@command
+def replace_cmd(
+    key: str,
+    cause: Annotated[str, typer.Option("--cause", help="lost, compromised or damaged")],
+    reason: ReasonOpt,
+    successor: Annotated[str | None, typer.Option("--successor", help="The new key's name (default KEY-rN)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace a lost, compromised or damaged key: successor, link, and a task per dependant (§28)."""
+    from portcullis.keys.replace import replace, replacement_view
+
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        k = get_key(ctx, key)
+        available = backends(rt) if k.custody == "internal" else {}
+        rep = replace(ctx, key, cause, reason, available.get(k.backend or ""), successor)
+        emit(replacement_view(ctx, rep), as_json)
+    key_service(rt).forget()
+
+
+@app.command("replacements")
+@command
+def replacements(as_json: JsonOpt = False) -> None:
+    """Replacements and their progress."""
+    from portcullis.keys.replace import list_replacements, replacement_view
+
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        views = [replacement_view(ctx, r) for r in list_replacements(ctx)]
+    emit(views, as_json, ["id", "old_key", "new_key", "cause", "progress", "completed_at"], title="Replacements")
+
+
+@app.command("task-done")
+@command
+def task_done(task: int, note: Annotated[str, typer.Option("--note", help="What was done")]) -> None:
+    """Mark a replacement task done."""
+    from portcullis.keys.replace import complete_task, replacement_view
+
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        emit(replacement_view(ctx, complete_task(ctx, task, note)), False)
