@@ -26,6 +26,7 @@ class Runtime:
     # The key service's master key and service (keys/service.py builds them on first use).
     _keyring: Any = None
     _keys: Any = None
+    _hsm: Any = None
 
     @property
     def signer(self) -> Any:

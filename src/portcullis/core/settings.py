@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # demo or a single operator) or "shares" (SLIP-39 shares entered by custodians after each start).
     master_key_source: Literal["file", "shares"] = "file"
     master_key_file: Path | None = None
+    # The PKCS#11 backend (an HSM, or SoftHSM2): off while pkcs11_token is empty. The PIN is read from the
+    # environment or a secrets file, never from a command line, and never logged.
+    pkcs11_module: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    pkcs11_token: str = ""
+    pkcs11_pin: SecretStr = SecretStr("")
     checkpoint_every: int = Field(default=1000, ge=1)
     # `portcullis serve` runs the scheduler (checkpoints, purges ...) this often; 0: leave it to `portcullis tick`.
     tick_seconds: int = Field(default=900, ge=0)

@@ -8,9 +8,13 @@ approval, during which it can be cancelled. Every step is a ledger record.
 
 from __future__ import annotations
 
+import base64
+import os
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select
 
 from portcullis.access.grants import linked_person
@@ -18,7 +22,8 @@ from portcullis.core.context import Context
 from portcullis.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from portcullis.core.permissions import Permission
 from portcullis.keys import lifecycle
-from portcullis.keys.backends.base import Backend
+from portcullis.keys.backends.base import Algorithm, Backend
+from portcullis.keys.backends.software import SoftwareBackend
 from portcullis.keys.models import (
     CryptoKey,
     Custody,
@@ -29,6 +34,7 @@ from portcullis.keys.models import (
     OperationStatus,
     VersionState,
 )
+from portcullis.keys.primitives import wrap
 from portcullis.keys.register import key_by_name
 from portcullis.ledger.service import record_change
 
@@ -147,6 +153,8 @@ def cancel(ctx: Context, op_id: int, reason: str) -> KeyOperation:
 
 
 def _ready(ctx: Context, op: KeyOperation, k: CryptoKey) -> None:
+    if op.status in (OperationStatus.DONE.value, OperationStatus.CANCELLED.value):
+        raise Conflict(f"Operation {op.id} on key {k.key!r} is {op.status}")
     if op.status != OperationStatus.APPROVED.value:
         have = len(op.approvals)
         raise Conflict(f"Operation {op.id} on key {k.key!r} has {have} of {op.required} custodian approvals")
@@ -175,3 +183,48 @@ def execute_destroy(ctx: Context, op_id: int, backends: dict[str, Backend]) -> C
     op.status, op.done_at = OperationStatus.DONE.value, now
     record_change(ctx, "key.destroy_executed", "key_operation", op.id, before, operation_view(op), key=k.key)
     return k
+
+
+def request_export(ctx: Context, name: str, reason: str, recipient_pem: str) -> KeyOperation:
+    """Request the transmission of an extractable key's current version, wrapped for a recipient's RSA key."""
+    try:
+        recipient = serialization.load_pem_public_key(recipient_pem.encode())
+    except ValueError:
+        raise ValidationFailed("Not a public key", [FieldError("recipient", "a PEM RSA public key")]) from None
+    if not isinstance(recipient, rsa.RSAPublicKey) or recipient.key_size < 3072:
+        raise ValidationFailed("Not usable", [FieldError("recipient", "an RSA public key of 3072 bits or more")])
+    return request(ctx, name, "export", reason, {"recipient": recipient_pem})
+
+
+def execute_export(ctx: Context, op_id: int, software: SoftwareBackend) -> dict[str, Any]:
+    """The approved export: the material wrapped (RFC 5649) under a fresh key-encryption key, which is itself
+    encrypted (RSA-OAEP, SHA-256) for the recipient. Returned once; the ledger records that it happened."""
+    ctx.require(Permission.KEYS_ADMIN)
+    op, k = _load(ctx, op_id)
+    if op.operation != "export":
+        raise Conflict(f"Operation {op_id} is a {op.operation}, not an export")
+    _ready(ctx, op, k)
+    if k.backend != "software":
+        raise Conflict(f"Key {k.key!r} is held by {k.backend}: export it with the device's own wrapping")
+    v = ctx.session.scalars(
+        select(KeyVersion).where(KeyVersion.key_id == k.id).order_by(KeyVersion.version.desc()).limit(1)
+    ).one()
+    if v.ref is None:
+        raise Conflict(f"Key {k.key!r} has no material left to export")
+    recipient = serialization.load_pem_public_key(str(op.params["recipient"]).encode())
+    assert isinstance(recipient, rsa.RSAPublicKey)
+    kek = os.urandom(32)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    package = {
+        "key": k.key,
+        "algorithm": k.algorithm,
+        "version": v.version,
+        "encrypted_kek": base64.b64encode(recipient.encrypt(kek, oaep)).decode(),
+        "wrapped": base64.b64encode(wrap(kek, software.material(Algorithm(k.algorithm), v.ref))).decode(),
+    }
+    before = operation_view(op)
+    op.status, op.done_at = OperationStatus.DONE.value, ctx.now()
+    record_change(
+        ctx, "key.export_executed", "key_operation", op.id, before, operation_view(op), key=k.key, version=v.version
+    )
+    return package

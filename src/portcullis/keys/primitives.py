@@ -180,14 +180,16 @@ def _load_private(algorithm: Algorithm, private: bytes) -> PrivateKeyTypes:
     if not isinstance(private, bytes):
         raise MaterialError(f"{algorithm.value} material must be bytes, not {type(private).__name__}")
     shape = _pkcs8_shape(private)
-    if shape == "encrypted":
-        raise MaterialError(f"{algorithm.value} material is encrypted PKCS#8: import it unencrypted")
-    if shape != "plain":
+    if shape == "other":
         raise MaterialError(f"{algorithm.value} material is not a PKCS#8 DER private key ({len(private)} bytes)")
     try:
         key = serialization.load_der_private_key(private, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
+    except TypeError:  # pyca's way of saying a password is needed
+        raise MaterialError(f"{algorithm.value} material is encrypted PKCS#8: import it unencrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
         raise MaterialError(f"{algorithm.value} material is not a readable PKCS#8 DER private key") from None
+    if shape == "encrypted":
+        raise MaterialError(f"{algorithm.value} material is not a PKCS#8 DER private key ({len(private)} bytes)")
     if not _matches(algorithm, key):
         raise MaterialError(f"the material is an {_describe(key)} key, not {algorithm.value}")
     return key

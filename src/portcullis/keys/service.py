@@ -23,8 +23,29 @@ def keyring(rt: Runtime) -> Keyring:
 
 
 def backends(rt: Runtime) -> dict[str, Backend]:
-    """The backends this process can use; the software one only once the keyring is unsealed."""
-    return {"software": SoftwareBackend(keyring(rt).master)}
+    """The backends this process can use: software once the keyring is unsealed, PKCS#11 when configured."""
+    found: dict[str, Backend] = {"software": SoftwareBackend(keyring(rt).master)}
+    hsm = pkcs11_backend(rt)
+    if hsm is not None:
+        found["pkcs11"] = hsm
+    return found
+
+
+def pkcs11_backend(rt: Runtime) -> Backend | None:
+    """The configured token's backend, logged in once per process (PKCS#11 logins are per process)."""
+    settings = rt.settings
+    if not settings.pkcs11_token:
+        return None
+    if rt._hsm is None:
+        from portcullis.keys.backends.pkcs11 import Pkcs11Backend
+
+        rt._hsm = Pkcs11Backend(
+            token_label=settings.pkcs11_token,
+            user_pin=settings.pkcs11_pin.get_secret_value(),
+            module=str(settings.pkcs11_module),
+        )
+    hsm: Backend = rt._hsm
+    return hsm
 
 
 def key_service(rt: Runtime) -> KeyService:

@@ -116,7 +116,7 @@ class ShareCollector:
         return sum(lacking[: first.group_threshold])
 
     def secret(self, passphrase: bytes = b"") -> bytes:
-        """The secret, once enough shares are in; the shares are then dropped."""
+        """The secret, once enough shares are in. The shares are dropped then, and when they do not combine."""
         _check_passphrase(passphrase)
         if self._first is None:
             raise ShareError("no shares given")

@@ -51,8 +51,9 @@ _AIV_PREFIX = bytes.fromhex("a65959a6")  # RFC 5649 alternative initial value, b
 
 _SIGN = MechanismFlag.SIGN | MechanismFlag.VERIFY
 _AES_USES = MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT | MechanismFlag.WRAP | MechanismFlag.UNWRAP
-# What a lost session looks like: the library was re-initialised, or the device reset.
-_SESSION_LOST = (p11.SessionHandleInvalid, p11.SessionClosed, p11.ObjectHandleInvalid, p11.KeyHandleInvalid)
+# A lost session: the library was re-initialised, or the device reset. A stale handle: the object went away.
+_SESSION_LOST = (p11.SessionHandleInvalid, p11.SessionClosed)
+_STALE = (*_SESSION_LOST, p11.ObjectHandleInvalid, p11.KeyHandleInvalid)
 _PIN_REFUSED = (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange)
 
 T = TypeVar("T")
@@ -75,10 +76,11 @@ _SPECS: dict[Algorithm, _Spec] = {
     Algorithm.RSA_3072: _Spec(KeyType.RSA, Mechanism.RSA_PKCS_KEY_PAIR_GEN, Mechanism.SHA256_RSA_PKCS_PSS, bits=3072),
     Algorithm.RSA_4096: _Spec(KeyType.RSA, Mechanism.RSA_PKCS_KEY_PAIR_GEN, Mechanism.SHA256_RSA_PKCS_PSS, bits=4096),
 }
-_CURVES: dict[bytes, tuple[Algorithm, ec.EllipticCurve]] = {
-    P256_PARAMS: (Algorithm.ECDSA_P256, ec.SECP256R1()),
-    SECP256K1_PARAMS: (Algorithm.ECDSA_SECP256K1, ec.SECP256K1()),
+_CURVES: dict[Algorithm, ec.EllipticCurve] = {
+    Algorithm.ECDSA_P256: ec.SECP256R1(),
+    Algorithm.ECDSA_SECP256K1: ec.SECP256K1(),
 }
+_EC_BY_PARAMS = {P256_PARAMS: Algorithm.ECDSA_P256, SECP256K1_PARAMS: Algorithm.ECDSA_SECP256K1}
 
 
 class TokenObject(NamedTuple):
@@ -125,9 +127,9 @@ def _spki(public: Key, algorithm: Algorithm) -> bytes:
     try:
         if algorithm is Algorithm.ED25519:
             key = ed25519.Ed25519PublicKey.from_public_bytes(_octets(public[Attribute.EC_POINT], 32))
-        elif algorithm in (Algorithm.ECDSA_P256, Algorithm.ECDSA_SECP256K1):
-            curve = _CURVES[_SPECS[algorithm].ec_params or b""][1]
-            key = ec.EllipticCurvePublicKey.from_encoded_point(curve, _octets(public[Attribute.EC_POINT], 65))
+        elif algorithm in _CURVES:
+            point = _octets(public[Attribute.EC_POINT], 65)
+            key = ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[algorithm], point)
         else:
             n = int.from_bytes(public[Attribute.MODULUS], "big")
             e = int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big")
@@ -142,8 +144,7 @@ def _algorithm_of(obj: Key) -> Algorithm | None:
     if key_type == KeyType.AES:
         return Algorithm.AES_256 if obj[Attribute.VALUE_LEN] == 32 else None
     if key_type == KeyType.EC:
-        found = _CURVES.get(obj[Attribute.EC_PARAMS])
-        return found[0] if found else None
+        return _EC_BY_PARAMS.get(obj[Attribute.EC_PARAMS])
     if key_type == KeyType.EC_EDWARDS:
         return Algorithm.ED25519 if obj[Attribute.EC_PARAMS] in (ED25519_PARAMS, _ED25519_NAME) else None
     if key_type == KeyType.RSA:
@@ -239,6 +240,7 @@ class Pkcs11Backend:
         self._kwp_pads: bool | None = None
         self._session: Session | None = None
         self._login: _Login | None = None
+        self._closed = False
         self._connect()
 
     def __repr__(self) -> str:
@@ -290,21 +292,27 @@ class Pkcs11Backend:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._drop()
 
     def _run(self, what: str, op: Callable[[Session], T]) -> T:
-        """One operation under the lock; a lost session is opened again once, then the operation retried."""
+        """One operation under the lock, retried once after a lost session (opened again) or stale handles."""
         with self._lock:
             for attempt in (1, 2):
-                if self._session is None:
+                if self._closed:
                     raise BackendError("the PKCS#11 backend is closed")
+                if self._session is None:  # the last reconnection failed (token away?): try again
+                    self._connect()
+                assert self._session is not None
                 try:
                     return op(self._session)
-                except _SESSION_LOST:
+                except _STALE as e:
                     if attempt == 2:
                         raise BackendError(f"the token lost the session during {what}") from None
-                    self._drop()
-                    self._connect()
+                    self._keys.clear()
+                    if isinstance(e, _SESSION_LOST):
+                        self._drop()
+                        self._connect()
                 except p11.PKCS11Error as e:
                     raise BackendError(f"the token refused {what} ({type(e).__name__})") from None
             raise AssertionError("unreachable")
@@ -321,7 +329,7 @@ class Pkcs11Backend:
         found: dict[ObjectClass, Key] = {}
         for obj in session.get_objects({Attribute.ID: ref}):
             found[obj[Attribute.CLASS]] = cast(Key, obj)
-        main = found.get(ObjectClass.SECRET_KEY) or found.get(ObjectClass.PRIVATE_KEY)
+        main = found.get(ObjectClass.SECRET_KEY, found.get(ObjectClass.PRIVATE_KEY))
         if main is None:
             raise BackendError(f"no such key: id {ref.hex()} is not on token {self.token_label!r}")
         algorithm = _algorithm_of(main)
@@ -437,7 +445,7 @@ class Pkcs11Backend:
             key = cast(DecryptMixin, self._aes(session, ref))
             try:
                 out = key.decrypt(body, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, aad or None))
-            except _SESSION_LOST:
+            except _STALE:
                 raise
             except p11.PKCS11Error:
                 raise BackendError("authentication failed: wrong key, altered ciphertext or different AAD") from None
@@ -565,7 +573,7 @@ class Pkcs11Backend:
             kek = self._aes(session, kek_ref)
             try:
                 return self._token_unwrap(kek, wrapped)
-            except _SESSION_LOST:
+            except _STALE:
                 raise
             except p11.PKCS11Error:
                 raise BackendError(failed) from None
