@@ -281,6 +281,10 @@ def rotate(ctx: Context, name: str, backend: Backend, reason: str) -> KeyVersion
     made = backend.generate(Algorithm(k.algorithm), k.key, extractable=k.extractable)
     v = KeyVersion(key_id=k.id, version=latest.version + 1, ref=made.ref, public_key=made.public_key, created_at=now)
     ctx.session.add(v)
+    # Older versions are archived (§27): kept only to decrypt and verify what they protected.
+    for older in versions_of(ctx, k):
+        if older is not v and older.state == VersionState.ACTIVE.value:
+            older.state, older.archived_at = VersionState.ARCHIVED.value, now
     k.min_encrypt_version = v.version
     if k.crypto_period_days:
         k.rotate_by = now + timedelta(days=k.crypto_period_days)
@@ -293,7 +297,7 @@ def rotate(ctx: Context, name: str, backend: Backend, reason: str) -> KeyVersion
 
 
 def set_min_decrypt_version(ctx: Context, name: str, version: int, reason: str) -> CryptoKey:
-    """Versions below `version` may no longer decrypt or verify; they are archived until destroyed."""
+    """Versions below `version` may no longer decrypt or verify (retired), though kept until destroyed."""
     ctx.require(Permission.KEYS_ADMIN)
     k = key_by_name(ctx, name)
     versions = versions_of(ctx, k)
@@ -306,11 +310,7 @@ def set_min_decrypt_version(ctx: Context, name: str, version: int, reason: str) 
         )
     before = {"min_decrypt_version": k.min_decrypt_version}
     k.min_decrypt_version = version
-    now = ctx.now()
-    for v in versions:
-        if v.version < version and v.state == VersionState.ACTIVE.value:
-            v.state, v.archived_at = VersionState.ARCHIVED.value, now
-    k.updated_at = now
+    k.updated_at = ctx.now()
     record_change(
         ctx, "key.min_decrypt_version", "crypto_key", k.id, before, {"min_decrypt_version": version}, reason=reason
     )
