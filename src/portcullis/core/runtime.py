@@ -27,6 +27,7 @@ class Runtime:
     _keyring: Any = None
     _keys: Any = None
     _hsm: Any = None
+    _unseal: Any = None  # shares offered towards unsealing the master key (keys/unseal.py)
 
     @property
     def signer(self) -> Any:

@@ -218,3 +218,25 @@ def keys_decrypt(actor: User, name: str, data: DataIn) -> dict[str, str]:
         plain = service.decrypt(ctx, name, _b64(data.data, "data"), _b64(data.aad, "aad"))
         service.flush(ctx)
     return {"data": base64.b64encode(plain).decode()}
+
+
+class ShareIn(BaseModel):
+    share: str = Field(description="One custodian's SLIP-39 share of the master key (never logged)")
+
+
+@router.get("/keys/seal/status", summary="Whether the key service is sealed")
+def seal_status(actor: Reader) -> dict[str, Any]:
+    from portcullis.keys.service import keyring
+
+    ring = keyring(actor.runtime)
+    held = actor.runtime._unseal
+    return {"sealed": ring.sealed, "shares_offered": len(held["by"]) if held else 0}
+
+
+@router.post("/keys/seal/share", summary="Offer a custodian's share towards unsealing the key service")
+def seal_share(actor: Custodian, data: ShareIn) -> dict[str, Any]:
+    from portcullis.keys.service import keyring
+    from portcullis.keys.unseal import offer_share
+
+    with actor.work() as ctx:
+        return offer_share(ctx, actor.runtime, keyring(actor.runtime), data.share)

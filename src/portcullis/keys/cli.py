@@ -320,3 +320,32 @@ def task_done(task: int, note: Annotated[str, typer.Option("--note", help="What 
     rt = runtime()
     with rt.work(cli_principal(rt)) as ctx:
         emit(replacement_view(ctx, complete_task(ctx, task, note)), False)
+
+
+@app.command("master-split")
+@command
+def master_split(
+    custodian: Annotated[list[str], typer.Option("--custodian", help="Email of a share holder; repeat")],
+    threshold: Annotated[int, typer.Option("--threshold", help="Shares needed to unseal (2 or more)")],
+    present: Annotated[list[str], typer.Option("--present", help="Email of a witness; repeat")],
+    approver: Annotated[list[str], typer.Option("--approver", help="Email of an approver; repeat")],
+) -> None:
+    """Split the master key into SLIP-39 shares for its custodians (a ceremony); then set
+    PORTCULLIS_MASTER_KEY_SOURCE=shares and remove the key file."""
+    from portcullis.keys.register import person_ids
+    from portcullis.keys.service import keyring
+    from portcullis.keys.unseal import split_master
+
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        holders = person_ids(ctx, custodian, "--custodian")
+        mnemonics = split_master(
+            ctx,
+            keyring(rt),
+            holders,
+            threshold,
+            person_ids(ctx, present, "--present"),
+            person_ids(ctx, approver, "--approver"),
+        )
+    for email, mnemonic in zip(custodian, mnemonics, strict=True):
+        out.print(f"{email}:\n  {mnemonic}\n", highlight=False, soft_wrap=True)
