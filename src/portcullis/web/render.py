@@ -54,6 +54,7 @@ NAV = (
     NavItem("Access", "/access", Permission.ACCESS_REQUEST, "access"),
     NavItem("Grants", "/access/grants", Permission.ACCESS_READ, "grants"),
     NavItem("Events", "/events", Permission.EVENTS_READ, "events"),
+    NavItem("Keys", "/keys", Permission.KEYS_READ, "keys"),
     NavItem("Audit log", "/audit", Permission.AUDIT_READ, "audit"),
     NavItem("Ledger", "/ledger", Permission.AUDIT_READ, "ledger"),
     NavItem("Users", "/users", Permission.USERS_READ, "users"),

@@ -10,6 +10,7 @@ from portcullis.web import (
     dashboard,
     events_pages,
     import_pages,
+    keys_pages,
     ledger_pages,
     org_pages,
     register_pages,
@@ -21,3 +22,4 @@ for module in (auth_pages, account_pages, admin_pages, dashboard, org_pages, imp
 router.include_router(ledger_pages.router)
 router.include_router(access_pages.router)
 router.include_router(events_pages.router)
+router.include_router(keys_pages.router)
