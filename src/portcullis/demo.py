@@ -11,7 +11,7 @@ import pyotp
 import typer
 from sqlalchemy import func, select
 
-from portcullis import demo_access, demo_events
+from portcullis import demo_access, demo_events, demo_keys
 from portcullis import demo_data as data
 from portcullis.access.models import AccessRole, Entitlement, Finding, FindingStatus, Grant, GrantStatus
 from portcullis.accounts import service as accounts
@@ -27,6 +27,8 @@ from portcullis.events.models import AccessEvent, EventSource
 from portcullis.inventory import service as inventory
 from portcullis.inventory.models import Asset, Person, PersonKind, Provider, Site, Zone
 from portcullis.inventory.schemas import AssetIn, OrganisationIn, OverrideIn, PersonIn, ProviderIn, SiteIn, ZoneIn
+from portcullis.keys.models import CryptoKey
+from portcullis.keys.service import keyring
 from portcullis.ledger import operations
 from portcullis.ledger.service import record_change
 
@@ -178,6 +180,9 @@ def _enrol_fixed_totp(ctx: Context, user: User, secret: str) -> None:
 
 def build_demo(rt: Runtime) -> Built:
     """Build the demo organisation in one unit of work, unless it is already there."""
+    # The key service's master key is unsealed (and its check value recorded) in a transaction of its own,
+    # before the demo's long one holds the database.
+    keyring(rt)
     with rt.work(DEMO) as base:
         existing = inventory.get_organisation(base)
         if existing is not None:
@@ -198,8 +203,10 @@ def build_demo(rt: Runtime) -> Built:
         providers = _build_providers(ctx)
         assets = _build_assets(ctx, people, zones, providers)
         users = _build_users(ctx)
+        demo_keys.register_keys(story, rt)
         demo_access.build_access(story, people, assets, zones, users)
         demo_events.build_events(story)
+        demo_keys.compromise_and_replace(story, rt)
         base.session.flush()
         # A first signed checkpoint, so the demo's audit trail is anchored from the start.
         operations.sign_checkpoints(base, rt.signer)
@@ -229,6 +236,7 @@ def counts(ctx: Context) -> dict[str, int]:
         "open findings": s.scalar(select(func.count()).select_from(Finding).where(Finding.status == open_)) or 0,
         "event sources": s.scalar(select(func.count()).select_from(EventSource)) or 0,
         "access events": s.scalar(select(func.count()).select_from(AccessEvent)) or 0,
+        "keys": s.scalar(select(func.count()).select_from(CryptoKey)) or 0,
     }
 
 

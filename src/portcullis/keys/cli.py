@@ -116,8 +116,8 @@ def register(
         }
     )
     rt = runtime()
+    available = backends(rt) if data.custody.value == "internal" else {}
     with rt.work(cli_principal(rt)) as ctx:
-        available = backends(rt) if data.custody.value == "internal" else {}
         k = register_key(ctx, data, available.get(data.backend or ""))
         emit(key_view(k, versions_of(ctx, k)), as_json)
 
