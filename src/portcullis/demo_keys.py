@@ -8,7 +8,7 @@ from portcullis.core.context import Principal
 from portcullis.core.runtime import Runtime
 from portcullis.demo_access import Story
 from portcullis.inventory.models import Person
-from portcullis.keys import backup, replace
+from portcullis.keys import backup, ledger_key, replace
 from portcullis.keys.register import KeyIn, register_key
 from portcullis.keys.service import backends, key_service
 
@@ -96,6 +96,8 @@ def register_keys(story: Story, rt: Runtime) -> None:
     ids = [p for p in people if p is not None]
     # The backup key's five shares are handed to the custodians at the ceremony; the demo keeps none of them.
     backup.create_recipient(ctx, ids, 3, present=ids[:3])
+    # The ledger's own signing key joins the register (the demo keeps its key file too).
+    ledger_key.adopt(story.ctx(), rt, ids[:3], present=ids[:2], approvers=ids[2:4])
 
 
 def compromise_and_replace(story: Story, rt: Runtime) -> None:

@@ -31,11 +31,11 @@ class Runtime:
 
     @property
     def signer(self) -> Any:
-        """The ledger checkpoint signer, created with its key file on first use."""
+        """The ledger checkpoint signer: key management's, or the key file's (created on first use)."""
         if self._signer is None:
-            from portcullis.ledger.signing import load_or_create_signer
+            from portcullis.ledger.signing import signer_for
 
-            self._signer = load_or_create_signer(self.settings)
+            self._signer = signer_for(self)
         return self._signer
 
     @property

@@ -349,3 +349,31 @@ def master_split(
         )
     for email, mnemonic in zip(custodian, mnemonics, strict=True):
         out.print(f"{email}:\n  {mnemonic}\n", highlight=False, soft_wrap=True)
+
+
+@app.command("adopt-ledger-key")
+@command
+def adopt_ledger_key(
+    custodian: Annotated[list[str], typer.Option("--custodian", help="Email; repeat")],
+    present: Annotated[list[str], typer.Option("--present", help="Email of a witness; repeat")],
+    approver: Annotated[list[str], typer.Option("--approver", help="Email of an approver; repeat")],
+) -> None:
+    """Bring the ledger's checkpoint-signing key into the register (same verifier key); then the key file can go."""
+    from portcullis.keys.ledger_key import adopt
+    from portcullis.keys.register import person_ids
+
+    rt = runtime()
+    backends(rt)
+    with rt.work(cli_principal(rt)) as ctx:
+        k = adopt(
+            ctx,
+            rt,
+            person_ids(ctx, custodian, "--custodian"),
+            person_ids(ctx, present, "--present"),
+            person_ids(ctx, approver, "--approver"),
+        )
+    out.print(
+        f"{k.key}: adopted; checkpoints are now signed from the register. "
+        f"Delete {rt.settings.effective_ledger_key_file} once it is backed up.",
+        highlight=False,
+    )

@@ -1,13 +1,17 @@
 """The checkpoint-signing key: created at initialisation, kept in a file only its
 owner can read, its public half published as a C2SP verifier key.
 
-It moves under key management when that capability lands.
+Key management (keys/ledger_key.py) can adopt it into the key register, after
+which it is held sealed under the master key like any other key and the file can
+go; it registers itself here as a source that is asked first.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -40,6 +44,24 @@ def _write_new_key(path: Path) -> Ed25519PrivateKey:
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     return key
+
+
+# Asked in order before the key file: each returns the signer, or None when it holds no ledger key.
+_sources: list[Callable[[Any], Signer | None]] = []
+
+
+def register_source(fn: Callable[[Any], Signer | None]) -> None:
+    if fn not in _sources:
+        _sources.append(fn)
+
+
+def signer_for(runtime: Any) -> Signer:
+    """The running instance's checkpoint signer: from key management if it holds the key, else the key file."""
+    for source in _sources:
+        found = source(runtime)
+        if found is not None:
+            return found
+    return load_or_create_signer(runtime.settings)
 
 
 def load_or_create_signer(settings: Settings) -> Signer:
