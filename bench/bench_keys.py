@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,6 +38,7 @@ from portcullis.keys.service import backends, key_service
 
 SYSTEM = Principal.system("bench")
 PAYLOAD = b"x" * 1024
+PKCS11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 ALGORITHMS = (Algorithm.ED25519, Algorithm.ECDSA_P256, Algorithm.ECDSA_SECP256K1, Algorithm.RSA_3072)
 
 
@@ -48,6 +51,83 @@ def rate(fn: Callable[[], Any], seconds: float) -> float:
             fn()
         n += 50
     return n / (time.perf_counter() - start)
+
+
+def softhsm_token(root: Path) -> tuple[str, str] | None:
+    """A fresh SoftHSM2 token in `root` (label, PIN), or None without SoftHSM2. Before any PKCS#11 load."""
+    if shutil.which("softhsm2-util") is None or not Path(PKCS11_MODULE).exists():
+        return None
+    tokens = root / "tokens"
+    tokens.mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    pin = secrets.token_hex(8)
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "bench", "--pin", pin, "--so-pin", pin],
+        check=True,
+        capture_output=True,
+    )
+    return "bench", pin
+
+
+def pkcs11_rows(rt: Runtime, root: Path, seconds: float) -> list[tuple[str, float, float]]:
+    """Through the service on a SoftHSM2 token, against the backend called directly (the token is the cost)."""
+    from portcullis.keys.backends.pkcs11 import Pkcs11Backend
+    from portcullis.keys.use import KeyService
+
+    made = softhsm_token(root)
+    if made is None:
+        return []
+    label, pin = made
+    hsm = Pkcs11Backend(token_label=label, user_pin=pin, module=PKCS11_MODULE)
+    service = KeyService({"pkcs11": hsm})
+    rows = []
+    with rt.work(SYSTEM) as ctx:
+        for algorithm in (Algorithm.ED25519, Algorithm.ECDSA_P256, Algorithm.ECDSA_SECP256K1, Algorithm.AES_256):
+            name = "hsm-" + algorithm.value
+            op = "encrypt" if algorithm.symmetric else "sign"
+            register_key(
+                ctx,
+                KeyIn(
+                    key=name,
+                    name=name,
+                    purpose="benchmark",
+                    algorithm=algorithm,
+                    backend="pkcs11",
+                    policy={op: ["system:bench"]},
+                ),
+                hsm,
+            )
+        for algorithm in (Algorithm.ED25519, Algorithm.ECDSA_P256, Algorithm.ECDSA_SECP256K1, Algorithm.AES_256):
+            name = "hsm-" + algorithm.value
+            ref = (
+                ctx.session.scalar(
+                    select(KeyVersion.ref)
+                    .join(CryptoKey, CryptoKey.id == KeyVersion.key_id)
+                    .where(CryptoKey.key == name)
+                )
+                or b""
+            )
+            if algorithm.symmetric:
+                rows.append(
+                    (
+                        "PKCS#11 encrypt 1 KiB, AES-256-GCM",
+                        rate(lambda r=ref: hsm.encrypt(r, PAYLOAD), seconds),  # type: ignore[misc]
+                        rate(lambda n=name: service.encrypt(ctx, n, PAYLOAD), seconds),  # type: ignore[misc]
+                    )
+                )
+            else:
+                rows.append(
+                    (
+                        f"PKCS#11 sign, {algorithm.value}",
+                        rate(lambda r=ref, a=algorithm: hsm.sign(r, a, PAYLOAD), seconds),  # type: ignore[misc]
+                        rate(lambda n=name: service.sign(ctx, n, PAYLOAD), seconds),  # type: ignore[misc]
+                    )
+                )
+        service.flush(ctx)
+    hsm.close()
+    return rows
 
 
 def main() -> None:
@@ -111,6 +191,7 @@ def main() -> None:
                 )
             )
             counted = service.flush(ctx)
+        hsm_rows = pkcs11_rows(rt, tmp, args.seconds)
         rt.engine.dispose()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -130,6 +211,22 @@ def main() -> None:
     for label, direct_rate, service_rate in rows:
         lines.append(f"| {label} | {direct_rate:,.0f} | {service_rate:,.0f} | {service_rate / direct_rate:.2f} |")
     lines += ["", "Target (issue 6): the service at no less than half the direct rate (ratio >= 0.50)."]
+    if hsm_rows:
+        lines += [
+            "",
+            "PKCS#11 backend on a SoftHSM2 token made by the benchmark (keys generated on the token, "
+            "non-extractable): the backend called directly against the same operation through the service.",
+            "",
+            "| operation | backend directly (ops/s) | through the service (ops/s) | service / direct |",
+            "|---|---:|---:|---:|",
+        ]
+        for label, direct_rate, service_rate in hsm_rows:
+            lines.append(f"| {label} | {direct_rate:,.0f} | {service_rate:,.0f} | {service_rate / direct_rate:.2f} |")
+        lines += [
+            "",
+            "The token itself is the cost here: SoftHSM2 signs ECDSA P-256 at about a third of "
+            "pyca/cryptography's rate and AES-GCM at about a twentieth.",
+        ]
     print("\n".join(lines))
     if not args.no_write:
         write_section("keys", lines)

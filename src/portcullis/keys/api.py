@@ -240,3 +240,107 @@ def seal_share(actor: Custodian, data: ShareIn) -> dict[str, Any]:
 
     with actor.work() as ctx:
         return offer_share(ctx, actor.runtime, keyring(actor.runtime), data.share)
+
+
+class MinVersionIn(BaseModel):
+    version: int
+    reason: str
+
+
+class ReplaceIn(BaseModel):
+    cause: str = Field(description="lost, compromised or damaged")
+    reason: str
+    successor: str | None = None
+
+
+class NoteIn(BaseModel):
+    note: str
+
+
+class ExportIn(BaseModel):
+    reason: str
+    recipient_pem: str = Field(description="The recipient's RSA public key (PEM, 3072 bits or more)")
+
+
+@router.get("/keys/operations/pending", response_model=list[OperationOut], summary="Operations waiting")
+def keys_operations(actor: Reader) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from portcullis.keys.models import KeyOperation, OperationStatus
+
+    with actor.work() as ctx:
+        rows = ctx.session.scalars(
+            select(KeyOperation)
+            .where(KeyOperation.status.in_([OperationStatus.PENDING.value, OperationStatus.APPROVED.value]))
+            .order_by(KeyOperation.id)
+        )
+        return [dual.operation_view(op) for op in rows]
+
+
+@router.post("/keys/{name}/min-decrypt-version", response_model=KeyOut, summary="Retire older versions")
+def keys_min_decrypt(actor: Admin, name: str, data: MinVersionIn) -> dict[str, Any]:
+    from portcullis.keys.register import set_min_decrypt_version
+
+    with actor.work() as ctx:
+        view = key_view(set_min_decrypt_version(ctx, name, data.version, data.reason))
+    key_service(actor.runtime).forget(name)
+    return view
+
+
+@router.post("/keys/{name}/replace", status_code=201, summary="Replace a lost, compromised or damaged key (§28)")
+def keys_replace(actor: Admin, name: str, data: ReplaceIn) -> dict[str, Any]:
+    from portcullis.keys.replace import replace, replacement_view
+
+    available = backends(actor.runtime)
+    with actor.work() as ctx:
+        k = get_key(ctx, name)
+        rep = replace(ctx, name, data.cause, data.reason, available.get(k.backend or ""), data.successor)
+        view = replacement_view(ctx, rep)
+    key_service(actor.runtime).forget()
+    return view
+
+
+@router.get("/keys/replacements/all", summary="Replacements and their progress")
+def keys_replacements(actor: Reader) -> list[dict[str, Any]]:
+    from portcullis.keys.replace import list_replacements, replacement_view
+
+    with actor.work() as ctx:
+        return [replacement_view(ctx, r) for r in list_replacements(ctx)]
+
+
+@router.post("/keys/replacements/tasks/{task_id}/done", summary="Mark a replacement task done")
+def keys_task_done(actor: Admin, task_id: int, data: NoteIn) -> dict[str, Any]:
+    from portcullis.keys.replace import complete_task, replacement_view
+
+    with actor.work() as ctx:
+        return replacement_view(ctx, complete_task(ctx, task_id, data.note))
+
+
+@router.post("/keys/{name}/export", response_model=OperationOut, status_code=201, summary="Request an export")
+def keys_export(actor: Admin, name: str, data: ExportIn) -> dict[str, Any]:
+    with actor.work() as ctx:
+        return dual.operation_view(dual.request_export(ctx, name, data.reason, data.recipient_pem))
+
+
+@router.post("/keys/operations/{op_id}/export", summary="Execute an approved export: the wrapped key, once")
+def keys_export_execute(actor: Admin, op_id: int) -> dict[str, Any]:
+    from portcullis.keys.backends.software import SoftwareBackend
+
+    software = backends(actor.runtime)["software"]
+    assert isinstance(software, SoftwareBackend)
+    with actor.work() as ctx:
+        return dual.execute_export(ctx, op_id, software)
+
+
+@router.post("/keys/backup/now", summary="A backup of every software-held key, sealed to the backup key")
+def keys_backup(actor: Admin) -> dict[str, Any]:
+    import json
+
+    from portcullis.keys.backends.software import SoftwareBackend
+    from portcullis.keys.backup import backup
+
+    software = backends(actor.runtime)["software"]
+    assert isinstance(software, SoftwareBackend)
+    with actor.work() as ctx:
+        document: dict[str, Any] = json.loads(backup(ctx, software))
+    return document
