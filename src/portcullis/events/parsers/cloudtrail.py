@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from portcullis.events.parsers.base import ActorKind, Category, Event, Malformed, Method, Outcome, config_error
-from portcullis.events.parsers.fields import TIME_ERRORS, TimeFormat, json_type, load_object
+from portcullis.events.parsers.fields import TIME_ERRORS, TimeFormat, json_type, load_record
 
 PRIVILEGED_SERVICES: Final = frozenset(
     {"iam", "kms", "organizations", "sts", "cloudtrail", "config", "guardduty", "secretsmanager"}
@@ -47,12 +47,9 @@ class CloudTrailParser:
         return {}
 
     def parse(self, raw: str) -> Event | None:
-        try:
-            record = load_object(raw)
-        except Malformed:
-            if not raw.strip():
-                return None  # a blank line between records written one per line
-            raise
+        record = load_record(raw)
+        if record is None:
+            return None  # a blank line between records written one per line
         name = record.get("eventName")
         if type(name) is not str or not name:
             raise Malformed(_missing(record, "eventName"))

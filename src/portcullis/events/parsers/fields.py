@@ -36,6 +36,16 @@ def json_type(value: object) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
+def load_record(raw: str) -> dict[str, Any] | None:
+    """The JSON object of a one-per-line record; None for a blank line between records."""
+    try:
+        return load_object(raw)
+    except Malformed:
+        if not raw.strip():
+            return None
+        raise
+
+
 def load_object(raw: str) -> dict[str, Any]:
     """The JSON object in one record, or Malformed saying where the JSON breaks."""
     try:

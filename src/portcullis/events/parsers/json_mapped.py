@@ -17,7 +17,7 @@ from portcullis.events.parsers.fields import (
     TimeFormat,
     config_map,
     json_type,
-    load_object,
+    load_record,
     text,
 )
 
@@ -96,12 +96,9 @@ class JsonMappedParser:
         return {}
 
     def parse(self, raw: str) -> Event | None:
-        try:
-            record = load_object(raw)
-        except Malformed:
-            if not raw.strip():
-                return None
-            raise
+        record = load_record(raw)
+        if record is None:
+            return None  # a blank line between records written one per line
         stamp = self._time_path.get(record)
         if stamp is MISSING or stamp is None:
             raise Malformed(f"missing field {self._time_path.path!r} (the time)")

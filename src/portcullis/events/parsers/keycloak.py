@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Final
 
 from portcullis.events.parsers.base import ActorKind, Category, Event, Malformed, Method, Outcome
-from portcullis.events.parsers.fields import TIME_ERRORS, TimeFormat, json_type, load_object
+from portcullis.events.parsers.fields import TIME_ERRORS, TimeFormat, json_type, load_record
 
 # Credentials that are a second factor, or a phishing-resistant one, in Keycloak's credential types.
 _MFA_CREDENTIALS: Final = frozenset(
@@ -47,12 +47,9 @@ class KeycloakParser:
         return {}
 
     def parse(self, raw: str) -> Event | None:
-        try:
-            record = load_object(raw)
-        except Malformed:
-            if not raw.strip():
-                return None
-            raise
+        record = load_record(raw)
+        if record is None:
+            return None  # a blank line between records written one per line
         stamp = record.get("time")
         if stamp is None:
             raise Malformed("missing time")
