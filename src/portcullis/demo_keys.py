@@ -8,7 +8,7 @@ from portcullis.core.context import Principal
 from portcullis.core.runtime import Runtime
 from portcullis.demo_access import Story
 from portcullis.inventory.models import Person
-from portcullis.keys import backup, ledger_key, replace
+from portcullis.keys import backup, ledger_key, replace, rotation
 from portcullis.keys.register import KeyIn, register_key
 from portcullis.keys.service import backends, key_service
 
@@ -122,6 +122,8 @@ def compromise_and_replace(story: Story, rt: Runtime) -> None:
     first = replace.replacement_view(story.ctx(), rep)["tasks"][0]["id"]
     replace.complete_task(story.ctx(), first, "customer API now signs with webhook-signing-2026")
     service.forget()
+    # The daily pass's view of keys: the field-encryption key is past its crypto-period.
+    rotation.rotation_pass(story.ctx())
 
 
 def _system(purpose: str) -> Principal:

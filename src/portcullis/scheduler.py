@@ -15,6 +15,7 @@ from portcullis.access import grants, policy, requests
 from portcullis.core.context import Context, Principal
 from portcullis.core.errors import PortcullisError
 from portcullis.core.runtime import Runtime
+from portcullis.keys import rotation
 from portcullis.ledger import operations, retention
 
 Job = Callable[[Context, Runtime], Any]
@@ -36,6 +37,7 @@ JOBS: list[tuple[str, Job]] = [
     ("access.expire_requests", lambda ctx, rt: requests.expire_requests(ctx)),
     ("access.expire_grants", lambda ctx, rt: grants.expire_grants(ctx)),
     ("access.daily_pass", lambda ctx, rt: policy.daily_pass(ctx)),
+    ("keys.rotation_due", lambda ctx, rt: rotation.rotation_pass(ctx)),
     ("ledger.checkpoint", _checkpoint),
 ]
 
