@@ -141,6 +141,17 @@ def _tasks(ctx: Context, old: CryptoKey, new: CryptoKey, assets: list[int], inte
                 description=f"Move {a.name if a else aid} ({a.external_id if a else ''}) from {old.key} to {new.key}",
             )
         )
+    # Access to what the key protected: whoever holds it is reviewed, as the key may have let others in.
+    for aid, count in sorted(_active_grants_by_asset(ctx, assets).items()):
+        a = names.get(aid)
+        tasks.append(
+            ReplacementTask(
+                kind="grants",
+                ref=f"asset:{aid}",
+                description=f"Review the {count} active grant(s) on {a.name if a else aid}: "
+                f"{old.key} protected it and was {old.state}",
+            )
+        )
     if internal:
         versions = {v.id: v.version for v in s.scalars(select(KeyVersion).where(KeyVersion.key_id == old.id))}
         for (version_id, operation), n in sorted(_uses_by_version(ctx, old).items()):
@@ -189,6 +200,20 @@ def _tasks(ctx: Context, old: CryptoKey, new: CryptoKey, assets: list[int], inte
             )
         )
     return tasks
+
+
+def _active_grants_by_asset(ctx: Context, assets: list[int]) -> dict[int, int]:
+    if not assets:
+        return {}
+    from portcullis.access.models import Entitlement, Grant, GrantStatus
+
+    rows = ctx.session.execute(
+        select(Entitlement.asset_id, func.count(Grant.id))
+        .join(Grant, Grant.entitlement_id == Entitlement.id)
+        .where(Entitlement.asset_id.in_(assets), Grant.status == GrantStatus.ACTIVE.value)
+        .group_by(Entitlement.asset_id)
+    )
+    return {int(aid): int(n) for aid, n in rows if aid is not None}
 
 
 def replacement_view(ctx: Context, rep: Replacement) -> dict[str, Any]:
