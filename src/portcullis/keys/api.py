@@ -259,7 +259,8 @@ class NoteIn(BaseModel):
 
 class ExportIn(BaseModel):
     reason: str
-    recipient_pem: str = Field(description="The recipient's RSA public key (PEM, 3072 bits or more)")
+    recipient_pem: str | None = Field(default=None, description="The recipient's RSA public key (PEM, >= 3072 bits)")
+    kek: str | None = Field(default=None, description="Or: a key-encryption key in the register shared with them")
 
 
 @router.get("/keys/operations/pending", response_model=list[OperationOut], summary="Operations waiting")
@@ -318,8 +319,12 @@ def keys_task_done(actor: Admin, task_id: int, data: NoteIn) -> dict[str, Any]:
 
 @router.post("/keys/{name}/export", response_model=OperationOut, status_code=201, summary="Request an export")
 def keys_export(actor: Admin, name: str, data: ExportIn) -> dict[str, Any]:
+    if (data.recipient_pem is None) == (data.kek is None):
+        raise ValidationFailed("Whom for", [FieldError("recipient_pem", "give recipient_pem or kek, one of them")])
     with actor.work() as ctx:
-        return dual.operation_view(dual.request_export(ctx, name, data.reason, data.recipient_pem))
+        if data.kek is not None:
+            return dual.operation_view(dual.request_export_to_kek(ctx, name, data.reason, data.kek))
+        return dual.operation_view(dual.request_export(ctx, name, data.reason, data.recipient_pem or ""))
 
 
 @router.post("/keys/operations/{op_id}/export", summary="Execute an approved export: the wrapped key, once")
@@ -328,8 +333,9 @@ def keys_export_execute(actor: Admin, op_id: int) -> dict[str, Any]:
 
     software = backends(actor.runtime)["software"]
     assert isinstance(software, SoftwareBackend)
+    available = backends(actor.runtime)
     with actor.work() as ctx:
-        return dual.execute_export(ctx, op_id, software)
+        return dual.execute_export(ctx, op_id, software, available)
 
 
 @router.post("/keys/backup/now", summary="A backup of every software-held key, sealed to the backup key")

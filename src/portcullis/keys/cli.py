@@ -377,3 +377,41 @@ def adopt_ledger_key(
         f"Delete {rt.settings.effective_ledger_key_file} once it is backed up.",
         highlight=False,
     )
+
+
+@app.command("export")
+@command
+def export_cmd(
+    key: str,
+    reason: ReasonOpt,
+    recipient: Annotated[Path | None, typer.Option("--recipient", help="The recipient's RSA public key (PEM)")] = None,
+    kek: Annotated[str | None, typer.Option("--kek", help="Or a key-encryption key in the register")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Request the export of an extractable key; two custodians approve, then `keys export-execute`."""
+    if (recipient is None) == (kek is None):
+        raise ValidationFailed("Whom for", [FieldError("--recipient", "give --recipient or --kek, one of them")])
+    rt = runtime()
+    with rt.work(cli_principal(rt)) as ctx:
+        if kek is not None:
+            op = dual.request_export_to_kek(ctx, key, reason, kek)
+        else:
+            assert recipient is not None
+            op = dual.request_export(ctx, key, reason, recipient.read_text(encoding="utf-8"))
+        emit(dual.operation_view(op), as_json)
+
+
+@app.command("export-execute")
+@command
+def export_execute(operation: int, out_file: Annotated[Path, typer.Option("--out", help="Where to write it")]) -> None:
+    """Execute an approved export: the wrapped key is written once, to --out."""
+    from portcullis.keys.backends.software import SoftwareBackend
+
+    rt = runtime()
+    available = backends(rt)
+    software = available["software"]
+    assert isinstance(software, SoftwareBackend)
+    with rt.work(cli_principal(rt)) as ctx:
+        package = dual.execute_export(ctx, operation, software, available)
+    out_file.write_text(json.dumps(package, indent=1), encoding="utf-8")
+    out.print(f"written to {out_file}", highlight=False)

@@ -185,6 +185,20 @@ def execute_destroy(ctx: Context, op_id: int, backends: dict[str, Backend]) -> C
     return k
 
 
+def request_export_to_kek(ctx: Context, name: str, reason: str, kek: str) -> KeyOperation:
+    """Request the transmission of an extractable key wrapped (RFC 5649) under a key-encryption key in the
+    register (an AES-256 key shared with the recipient, e.g. through an earlier ceremony)."""
+    ctx.require(Permission.KEYS_ADMIN)
+    target = key_by_name(ctx, kek)
+    if target.algorithm != Algorithm.AES_256.value or target.custody != "internal":
+        raise ValidationFailed("Not a key-encryption key", [FieldError("kek", "an internal AES-256 key")])
+    if target.state != KeyState.ACTIVE.value:
+        raise Conflict(f"Key-encryption key {kek!r} is {target.state}")
+    if kek == name:
+        raise ValidationFailed("A key does not wrap itself", [FieldError("kek", "another key")])
+    return request(ctx, name, "export", reason, {"kek": kek})
+
+
 def request_export(ctx: Context, name: str, reason: str, recipient_pem: str) -> KeyOperation:
     """Request the transmission of an extractable key's current version, wrapped for a recipient's RSA key."""
     try:
@@ -196,10 +210,13 @@ def request_export(ctx: Context, name: str, reason: str, recipient_pem: str) -> 
     return request(ctx, name, "export", reason, {"recipient": recipient_pem})
 
 
-def execute_export(ctx: Context, op_id: int, software: SoftwareBackend) -> dict[str, Any]:
+def execute_export(
+    ctx: Context, op_id: int, software: SoftwareBackend, backends: dict[str, Backend] | None = None
+) -> dict[str, Any]:
     """The approved export: the material wrapped (RFC 5649) under a fresh key-encryption key, which is itself
     encrypted (RSA-OAEP, SHA-256) for the recipient. Returned once; the ledger records that it happened."""
     ctx.require(Permission.KEYS_ADMIN)
+    backends = backends or {"software": software}
     op, k = _load(ctx, op_id)
     if op.operation != "export":
         raise Conflict(f"Operation {op_id} is a {op.operation}, not an export")
@@ -211,17 +228,32 @@ def execute_export(ctx: Context, op_id: int, software: SoftwareBackend) -> dict[
     ).one()
     if v.ref is None:
         raise Conflict(f"Key {k.key!r} has no material left to export")
-    recipient = serialization.load_pem_public_key(str(op.params["recipient"]).encode())
-    assert isinstance(recipient, rsa.RSAPublicKey)
-    kek = os.urandom(32)
-    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-    package = {
-        "key": k.key,
-        "algorithm": k.algorithm,
-        "version": v.version,
-        "encrypted_kek": base64.b64encode(recipient.encrypt(kek, oaep)).decode(),
-        "wrapped": base64.b64encode(wrap(kek, software.material(Algorithm(k.algorithm), v.ref))).decode(),
-    }
+    material = software.material(Algorithm(k.algorithm), v.ref)
+    package: dict[str, Any] = {"key": k.key, "algorithm": k.algorithm, "version": v.version}
+    if "kek" in op.params:
+        kek_key = key_by_name(ctx, str(op.params["kek"]))
+        if kek_key.state != KeyState.ACTIVE.value:
+            raise Conflict(f"Key-encryption key {kek_key.key!r} is {kek_key.state}")
+        kek_version = ctx.session.scalars(
+            select(KeyVersion).where(KeyVersion.key_id == kek_key.id).order_by(KeyVersion.version.desc()).limit(1)
+        ).one()
+        backend = backends.get(kek_key.backend or "")
+        if backend is None or kek_version.ref is None:
+            raise Conflict(f"Key-encryption key {kek_key.key!r} cannot wrap here")
+        package.update(
+            kek=kek_key.key,
+            kek_version=kek_version.version,
+            wrapped=base64.b64encode(backend.wrap(kek_version.ref, material)).decode(),
+        )
+    else:
+        recipient = serialization.load_pem_public_key(str(op.params["recipient"]).encode())
+        assert isinstance(recipient, rsa.RSAPublicKey)
+        kek = os.urandom(32)
+        oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+        package.update(
+            encrypted_kek=base64.b64encode(recipient.encrypt(kek, oaep)).decode(),
+            wrapped=base64.b64encode(wrap(kek, material)).decode(),
+        )
     before = operation_view(op)
     op.status, op.done_at = OperationStatus.DONE.value, ctx.now()
     record_change(
