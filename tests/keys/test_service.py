@@ -3,6 +3,7 @@ counting, rotation, and destruction under dual control with its grace period."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -212,3 +213,41 @@ def test_a_destroyed_key_keeps_its_compromise_date(w: KeyWorld) -> None:
         assert k.destroyed_at is not None
         assert compromised_at is not None
         assert compromised_at < k.destroyed_at
+
+
+def test_wrap_unwrap_and_a_destroyed_key_does_nothing(w: KeyWorld) -> None:
+    w.register(
+        key="kek",
+        name="KEK",
+        purpose="wraps data keys",
+        algorithm="aes-256",
+        policy={op: ["role:key_custodian"] for op in ("wrap", "unwrap", "encrypt", "decrypt")},
+    )
+    data_key = bytes(range(32))
+    with w.rt.work(w.p("carla")) as ctx:
+        wrapped = w.service.wrap(ctx, "kek", data_key)
+        blob = w.service.encrypt(ctx, "kek", b"x")
+        assert data_key not in wrapped
+        assert w.service.unwrap(ctx, "kek", wrapped) == data_key
+        with pytest.raises(Conflict):
+            w.service.unwrap(ctx, "kek", wrapped[:8] + bytes(len(wrapped) - 8))
+    with w.rt.work(w.p("sofia")) as ctx:
+        change_state(ctx, "kek", KeyState.DEACTIVATED, "retired")
+        op = dual.request(ctx, "kek", "destroy", "end of life").id
+    for who in ("carla", "cedric"):
+        with w.rt.work(w.p(who)) as ctx:
+            dual.approve(ctx, op)
+    _clock(w).advance(dual.DESTROY_GRACE)
+    with w.rt.work(w.p("sofia")) as ctx:
+        dual.execute_destroy(ctx, op, backends(w.rt))
+    w.service.forget()
+    with w.rt.work(w.p("carla")) as ctx:
+        calls: list[Callable[[], object]] = [
+            lambda: w.service.wrap(ctx, "kek", data_key),
+            lambda: w.service.unwrap(ctx, "kek", wrapped),
+            lambda: w.service.encrypt(ctx, "kek", b"y"),
+            lambda: w.service.decrypt(ctx, "kek", blob),
+        ]
+        for call in calls:
+            with pytest.raises(Conflict, match="destroyed"):
+                call()

@@ -3,9 +3,12 @@ custodians offer theirs; a share of another master key is refused."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from portcullis.core.errors import Conflict, ValidationFailed
+from portcullis.core.migrate import upgrade
 from portcullis.core.runtime import Runtime
 from portcullis.keys import shares, unseal
 from portcullis.keys.keyring import Sealed
@@ -73,3 +76,25 @@ def test_shares_of_another_master_key_are_refused(w: KeyWorld) -> None:
     with w.rt.work(w.p("sofia")) as ctx, pytest.raises(ValidationFailed) as exc:
         unseal.split_master(ctx, keyring(w.rt), people, 1, present=people, approvers=people)
     assert [e.field for e in exc.value.errors] == ["threshold"]
+
+
+def test_a_fresh_installation_generates_its_master_key_as_shares(w: KeyWorld, tmp_path: Path) -> None:
+    fresh_settings = w.rt.settings.model_copy(
+        update={"master_key_source": "shares", "data_dir": tmp_path / "fresh", "database_url": ""}
+    )
+    fresh = Runtime.build(fresh_settings, w.rt.clock)
+    try:
+        upgrade(fresh.engine)
+        ring = keyring(fresh)
+        assert ring.sealed
+        with fresh.work(SYSTEM) as ctx:
+            mnemonics = unseal.generate_master(ctx, ring, [1, 2, 3], 2, present=[1, 2], approvers=[2, 3])
+            assert ctx.session.query(Ceremony).filter_by(kind="master_key").count() == 1
+        assert not ring.sealed
+        assert not fresh_settings.effective_master_key_file.exists()  # never written anywhere
+        master = ring.master
+        assert shares.combine(mnemonics[1:]) == master
+        with fresh.work(SYSTEM) as ctx, pytest.raises(Conflict, match="already"):
+            unseal.generate_master(ctx, ring, [1, 2, 3], 2, present=[1, 2], approvers=[2, 3])
+    finally:
+        fresh.engine.dispose()

@@ -415,3 +415,33 @@ def export_execute(operation: int, out_file: Annotated[Path, typer.Option("--out
         package = dual.execute_export(ctx, operation, software, available)
     out_file.write_text(json.dumps(package, indent=1), encoding="utf-8")
     out.print(f"written to {out_file}", highlight=False)
+
+
+@app.command("master-generate")
+@command
+def master_generate(
+    custodian: Annotated[list[str], typer.Option("--custodian", help="Email of a share holder; repeat")],
+    threshold: Annotated[int, typer.Option("--threshold", help="Shares needed to unseal (2 or more)")],
+    present: Annotated[list[str], typer.Option("--present", help="Email of a witness; repeat")],
+    approver: Annotated[list[str], typer.Option("--approver", help="Email of an approver; repeat")],
+) -> None:
+    """A fresh installation's master key, generated straight into custodians' SLIP-39 shares (a ceremony);
+    run with PORTCULLIS_MASTER_KEY_SOURCE=shares. Nothing is written to disk."""
+    from portcullis.keys.register import person_ids
+    from portcullis.keys.service import keyring
+    from portcullis.keys.unseal import generate_master
+
+    rt = runtime()
+    ring = keyring(rt)
+    with rt.work(cli_principal(rt)) as ctx:
+        holders = person_ids(ctx, custodian, "--custodian")
+        mnemonics = generate_master(
+            ctx,
+            ring,
+            holders,
+            threshold,
+            person_ids(ctx, present, "--present"),
+            person_ids(ctx, approver, "--approver"),
+        )
+    for email, mnemonic in zip(custodian, mnemonics, strict=True):
+        out.print(f"{email}:\n  {mnemonic}\n", highlight=False, soft_wrap=True)

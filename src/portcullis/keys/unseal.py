@@ -10,6 +10,7 @@ key is rebuilt and checked against the installation's check value.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from typing import Any
 
@@ -96,3 +97,19 @@ def offer_share(ctx: Context, rt: Runtime, ring: Keyring, mnemonic: str) -> dict
         ring.unseal(ctx.session, secret, "shares")
         record_change(ctx, "key.master_unsealed", "keyring", "master", by=by)
         return {"sealed": False, "remaining": 0}
+
+
+def generate_master(
+    ctx: Context, ring: Keyring, custodians: list[int], threshold: int, present: list[int], approvers: list[int]
+) -> list[str]:
+    """A fresh installation's master key, generated in a ceremony straight into custodians' shares: it is never
+    written anywhere, and this process holds it until it stops."""
+    from portcullis.keys.keyring import MASTER_BYTES, MasterKeyRecord
+
+    ctx.require(Permission.KEYS_ADMIN)
+    if ctx.session.get(MasterKeyRecord, 1) is not None:
+        raise Conflict("This installation has its master key already; split it with `portcullis keys master-split`")
+    ring.unseal(ctx.session, secrets.token_bytes(MASTER_BYTES), "shares")
+    mnemonics = split_master(ctx, ring, custodians, threshold, present, approvers)
+    record_change(ctx, "key.master_generated", "keyring", "master", custodians=custodians, threshold=threshold)
+    return mnemonics
