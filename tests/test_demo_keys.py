@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from portcullis.core.runtime import Runtime
@@ -10,6 +11,7 @@ from portcullis.keys.backup import BackupRecipient
 from portcullis.keys.models import Ceremony, CryptoKey, KeyVersion, Replacement
 from portcullis.keys.register import key_view
 from portcullis.keys.replace import replacement_view
+from tests.keys.softhsm import SoftHsmToken, softhsm_token
 from tests.keys.world import SYSTEM
 
 
@@ -39,3 +41,22 @@ def test_the_demo_keys_tell_their_story(rt: Runtime) -> None:
         uses = s.scalar(select(KeyVersion.uses).where(KeyVersion.key_id == keys["webhook-signing-2025"].id))
         assert uses == 40
         assert key_view(keys["tls-exchange-2026"])["protection"]["local"] is True
+
+
+token = softhsm_token()
+
+
+def test_with_an_hsm_configured_the_wallet_keys_are_generated_on_it(rt: Runtime, token: SoftHsmToken) -> None:
+    settings = rt.settings.model_copy(
+        update={"pkcs11_token": token.label, "pkcs11_pin": SecretStr(token.user_pin), "pkcs11_module": token.module}
+    )
+    with_hsm = Runtime.build(settings, rt.clock)
+    try:
+        build_demo(with_hsm)
+        with with_hsm.session() as s:
+            wallets = s.scalars(select(CryptoKey).where(CryptoKey.key.like("wallet-%"))).all()
+            assert {(k.custody, k.backend) for k in wallets} == {("internal", "pkcs11")}
+            assert all(k.protection["never_extractable"] and k.protection["local"] for k in wallets)
+            assert s.scalar(select(Ceremony.id).where(Ceremony.kind == "critical_key")) is not None
+    finally:
+        with_hsm.engine.dispose()

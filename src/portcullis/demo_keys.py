@@ -52,24 +52,39 @@ def register_keys(story: Story, rt: Runtime) -> None:
             "policy": {"sign": ["system:tls"], "verify": ["any"]},
         }
     )
-    # Wallet signing keys live on the primary HSM: registered here, generated and used on the device.
+    # Wallet signing keys live on the primary HSM. With a PKCS#11 token configured (PORTCULLIS_PKCS11_*), the
+    # demo generates them there; otherwise they are registered as the HSM's own, held outside Portcullis.
+    hsm = backends(rt).get("pkcs11")
     for wallet, asset in (("hot", "AST-HOT-WALLET"), ("warm", "AST-WARM-WALLET")):
-        key(
-            {
-                "key": f"wallet-{wallet}-signing",
-                "name": f"{wallet.title()} wallet signing key",
-                "algorithm": "ecdsa-secp256k1",
-                "custody": "external",
-                "backend": None,
-                "critical": True,
-                "purpose": f"signs {wallet} wallet withdrawals (BIP-32 root on the HSM)",
-                "device_external_id": "AST-HSM-1",
-                "location": f"HSM primary, partition {wallet}-wallet; non-extractable",
-                "asset_external_ids": [asset],
-                "custodian_emails": [_email(TREASURY), _email(WALLET_OPS), _email(CISO)],
-            },
-            held=False,
-        )
+        spec: dict[str, object] = {
+            "key": f"wallet-{wallet}-signing",
+            "name": f"{wallet.title()} wallet signing key",
+            "algorithm": "ecdsa-secp256k1",
+            "critical": True,
+            "device_external_id": "AST-HSM-1",
+            "purpose": f"signs {wallet} wallet withdrawals (BIP-32 root on the HSM)",
+            "location": f"HSM primary, partition {wallet}-wallet; non-extractable",
+            "asset_external_ids": [asset],
+            "custodian_emails": [_email(TREASURY), _email(WALLET_OPS), _email(CISO)],
+        }
+        if hsm is None:
+            key({**spec, "custody": "external", "backend": None}, held=False)
+        else:
+            witnesses = [_email(TREASURY), _email(WALLET_OPS)]
+            register_key(
+                story.ctx(),
+                KeyIn.model_validate(
+                    {
+                        "owner_email": _email(CISO),
+                        **spec,
+                        "backend": "pkcs11",
+                        "ceremony_present": witnesses,
+                        "ceremony_approvers": [_email(CISO), _email(CTO)],
+                        "policy": {"sign": ["system:wallet-signer"], "verify": ["any"]},
+                    }
+                ),
+                hsm,
+            )
     # Fourteen days' crypto-period, created three weeks ago: overdue for rotation today.
     key(
         {
