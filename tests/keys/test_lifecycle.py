@@ -100,3 +100,18 @@ def test_refusals(w: KeyWorld) -> None:
             change_state(ctx, "payments-signing", S.SUSPENDED, "  ")
     with w.rt.work(w.p("aude")) as ctx, pytest.raises(PermissionDenied, match=r"may not keys\.admin"):
         change_state(ctx, "payments-signing", S.SUSPENDED, "auditors look, they do not touch")
+
+
+def test_a_compromise_found_after_destruction_is_recorded(w: KeyWorld) -> None:
+    w.register(activate=False)
+    with w.rt.work(w.p("sofia")) as ctx:
+        k = key_by_name(ctx, "payments-signing")
+        lifecycle.transition(ctx, k, S.DESTROYED, "never used")
+        found = ctx.now() - timedelta(days=3)
+        lifecycle.record_compromise_after_destruction(ctx, k, found, "its backup tape was stolen")
+        assert (k.state, k.compromised_at) == ("destroyed", found)
+        live = key_by_name(ctx, "payments-signing")
+    w.register(key="other")
+    with w.rt.work(w.p("sofia")) as ctx, pytest.raises(Conflict, match="through its state"):
+        lifecycle.record_compromise_after_destruction(ctx, key_by_name(ctx, "other"), ctx.now(), "x")
+    assert live.destroyed_at is not None

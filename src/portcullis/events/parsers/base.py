@@ -15,7 +15,6 @@ ingestion resumes exactly after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -105,10 +104,6 @@ class Parser(Protocol):
     def state(self) -> dict[str, Any]:
         """What must survive a restart, JSON-serialisable (empty for most formats)."""
         ...
-
-
-class ParserFactory(Protocol):
-    def __call__(self, config: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> Parser: ...
 
 
 def config_error(field: str, message: str) -> ValidationFailed:
