@@ -8,8 +8,9 @@ end of the batch. A crash anywhere rolls the whole batch back, and the next run
 starts from the cursor, so every record is taken exactly once and the ledger is
 the same as if nothing had happened.
 
-The hot path avoids the ORM: rows go to the driver's executemany as tuples,
-as the ledger's own appends do (see bench/bench_events.py for the figures).
+The hot path avoids the ORM: rows go to the driver as tuples through
+core.bulk (multi-row VALUES on SQLite, binary COPY on PostgreSQL), as the
+ledger's own appends do (see bench/bench_events.py for the figures).
 """
 
 from __future__ import annotations
