@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from portcullis.core.clock import FrozenClock
 from portcullis.core.db import make_engine
 from portcullis.core.runtime import Runtime
-from portcullis.core.settings import Settings
+from portcullis.core.settings import Settings, get_settings
 from portcullis.ledger.guard import install as install_guards
 from portcullis.models import metadata
 
@@ -122,3 +122,19 @@ def client(rt: Runtime) -> Iterator[TestClient]:
 
     with TestClient(create_app(rt), base_url="https://testserver") as c:
         yield c
+
+
+@pytest.fixture
+def cli_env(rt: Runtime, settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The command line (which reads its settings from the environment) on this test's database.
+
+    It runs on the real clock: the test clock moves to now first, so tokens made for it are valid.
+    """
+    real_now = datetime.now(UTC)
+    if real_now > clock.now():
+        clock.advance(real_now - clock.now())
+    monkeypatch.setenv("PORTCULLIS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PORTCULLIS_DATABASE_URL", settings.effective_database_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

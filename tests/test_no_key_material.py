@@ -12,8 +12,6 @@ import base64
 import json
 import logging
 import zipfile
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,6 @@ from portcullis.cli import app
 from portcullis.core.clock import FrozenClock
 from portcullis.core.permissions import Role
 from portcullis.core.runtime import Runtime
-from portcullis.core.settings import Settings, get_settings
 from portcullis.demo import build_demo
 from portcullis.keys.backends.base import Algorithm
 from portcullis.keys.backends.software import SoftwareBackend
@@ -47,16 +44,9 @@ def _forms(secret: bytes) -> list[bytes]:
 
 
 @pytest.fixture
-def demo_env(rt: Runtime, settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    real_now = datetime.now(UTC)
-    if real_now > clock.now():
-        clock.advance(real_now - clock.now())
-    monkeypatch.setenv("PORTCULLIS_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("PORTCULLIS_DATABASE_URL", settings.effective_database_url)
-    get_settings.cache_clear()
+def demo_env(rt: Runtime, cli_env: None) -> Runtime:
     build_demo(rt)
-    yield rt
-    get_settings.cache_clear()
+    return rt
 
 
 def test_no_output_of_a_full_run_carries_key_material(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from portcullis.cli import app
-from portcullis.core.clock import FrozenClock
 from portcullis.core.permissions import Role
 from portcullis.core.runtime import Runtime
-from portcullis.core.settings import Settings, get_settings
 from portcullis.events import sources
 from portcullis.events.listen import SyslogIntake
 from portcullis.events.syslog_server import SyslogReceiver
@@ -143,26 +139,19 @@ def test_syslog_senders_are_routed_by_address(ew: EventWorld) -> None:
 
 
 @pytest.fixture
-def cli_env(rt: Runtime, settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    real_now = datetime.now(UTC)
-    if real_now > clock.now():
-        clock.advance(real_now - clock.now())
-    monkeypatch.setenv("PORTCULLIS_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("PORTCULLIS_DATABASE_URL", settings.effective_database_url)
-    get_settings.cache_clear()
-    yield make_user(rt, Role.SECURITY_OFFICER).token
-    get_settings.cache_clear()
+def officer(rt: Runtime, cli_env: None) -> str:
+    return make_user(rt, Role.SECURITY_OFFICER).token
 
 
 def _cli(token: str, *args: str) -> Any:
     return CliRunner().invoke(app, ["events", *args], env={"PORTCULLIS_TOKEN": token, "COLUMNS": "250"})
 
 
-def test_cli_source_ingest_search_and_quarantine(ew: EventWorld, cli_env: str, tmp_path: Path) -> None:
+def test_cli_source_ingest_search_and_quarantine(ew: EventWorld, officer: str, tmp_path: Path) -> None:
     config = tmp_path / "badge.json"
     config.write_text(json.dumps({"parser": {"year": 2026}}), encoding="utf-8")
     r = _cli(
-        cli_env,
+        officer,
         "source",
         "add",
         "web",
@@ -178,35 +167,35 @@ def test_cli_source_ingest_search_and_quarantine(ew: EventWorld, cli_env: str, t
     )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["stream"] == "events:web"
-    r = _cli(cli_env, "ingest", "bastion", str(OPENSSH), "--json")
+    r = _cli(officer, "ingest", "bastion", str(OPENSSH), "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["raw"] == 2000
-    r = _cli(cli_env, "search", "--person", "ana@kestrel.example.eu", "--json")
+    r = _cli(officer, "search", "--person", "ana@kestrel.example.eu", "--json")
     assert r.exit_code == 0, r.output
     found = json.loads(r.output)
     assert found["total"] >= 1
     assert {e["actor"] for e in found["items"]} == {"fztu"}
     out = tmp_path / "events.csv"
-    r = _cli(cli_env, "search", "--outcome", "failure", "--category", "authentication", "--csv", str(out))
+    r = _cli(officer, "search", "--outcome", "failure", "--category", "authentication", "--csv", str(out))
     assert r.exit_code == 0, r.output
     rows = out.read_text(encoding="utf-8").splitlines()
     failures = [e for e in ew.events("bastion") if (e.outcome, e.category) == ("failure", "authentication")]
     assert len(rows) == len(failures) + 1
     bad = tmp_path / "bad.log"
     bad.write_bytes(b"Dec 10 06:55\n")
-    r = _cli(cli_env, "ingest", "bastion", str(bad), "--json")
+    r = _cli(officer, "ingest", "bastion", str(bad), "--json")
     assert json.loads(r.output)["quarantined"] == 1
-    r = _cli(cli_env, "quarantine", "--source", "bastion", "--json")
+    r = _cli(officer, "quarantine", "--source", "bastion", "--json")
     [q] = json.loads(r.output)["items"]
     assert (q["position"], q["raw"]) == (1, "Dec 10 06:55")
-    r = _cli(cli_env, "search", "--outcome", "maybe")
+    r = _cli(officer, "search", "--outcome", "maybe")
     assert r.exit_code == 2
     assert "outcome" in r.output
-    r = _cli(cli_env, "ingest", "nosuch", str(OPENSSH))
+    r = _cli(officer, "ingest", "nosuch", str(OPENSSH))
     assert r.exit_code == 3
 
 
-def test_staff_cannot_ingest_or_search(ew: EventWorld, cli_env: str) -> None:
+def test_staff_cannot_ingest_or_search(ew: EventWorld, cli_env: None) -> None:
     staff = make_user(ew.rt, Role.STAFF).token
     assert _cli(staff, "ingest", "bastion", str(OPENSSH)).exit_code == 6
     assert _cli(staff, "search").exit_code == 6

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from portcullis.app import API_PREFIX, create_app
-from portcullis.core.clock import FrozenClock
 from portcullis.core.permissions import Role
 from portcullis.core.runtime import Runtime
-from portcullis.core.settings import Settings, get_settings
 from portcullis.inventory.csv_api import router as csv_router
 from portcullis.inventory.csv_cli import register_csv
 from portcullis.inventory.csv_read import MAX_BYTES
@@ -131,20 +128,6 @@ def test_api_permissions(rt: Runtime, api: TestClient) -> None:
 
 
 # --- command line ---------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_env(rt: Runtime, settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The command line runs on the real clock: move the test clock to now so the
-    # token made for it is valid.
-    real_now = datetime.now(UTC)
-    if real_now > clock.now():
-        clock.advance(real_now - clock.now())
-    monkeypatch.setenv("PORTCULLIS_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("PORTCULLIS_DATABASE_URL", settings.effective_database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def _cli() -> typer.Typer:

@@ -7,7 +7,6 @@ which can feed that one source and do nothing else.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,14 +19,13 @@ from starlette.concurrency import run_in_threadpool
 
 from portcullis.accounts.deps import Actor, get_runtime, require
 from portcullis.core.context import Principal
-from portcullis.core.errors import AuthenticationFailed, FieldError, ValidationFailed
+from portcullis.core.errors import AuthenticationFailed, ValidationFailed
 from portcullis.core.http import After, Limit, Page
 from portcullis.core.permissions import Permission
 from portcullis.events import search, sources
 from portcullis.events.files import json_records_from, lines_of
 from portcullis.events.ingest import BatchResult, InputCursor
 from portcullis.events.runner import Ingestion
-from portcullis.inventory import service as inventory
 
 router = APIRouter(tags=["events"])
 intake = APIRouter(tags=["event intake"])
@@ -139,17 +137,10 @@ def issue_token(actor: Admin, key: str) -> dict[str, str]:
 
 def _query(person: str | None, asset: str | None, zone: str | None, caller: Actor, **rest: Any) -> search.EventQuery:
     with caller.work() as ctx:
-        refs: dict[str, Any] = {}
-        for name, value, finder in (
-            ("person", person, inventory.find_person_by_email),
-            ("asset", asset, inventory.find_asset_by_external_id),
-            ("zone", zone, inventory.find_zone_by_external_id),
-        ):
-            found = finder(ctx, value) if value else None
-            if value and found is None:
-                raise ValidationFailed("Unknown reference", [FieldError(name, f"no {name} {value!r}")])
-            refs[f"{name}_id"] = found.id if found is not None else None
-    return dataclasses.replace(search.EventQuery(**rest), **refs)
+        ids, errors = search.subject_ids(ctx, person, asset, zone)
+    if errors:
+        raise ValidationFailed("Unknown reference", errors)
+    return search.EventQuery(person_id=ids["person_id"], asset_id=ids["asset_id"], zone_id=ids["zone_id"], **rest)
 
 
 class _Filters:

@@ -28,10 +28,10 @@ from portcullis.core.context import Context
 from portcullis.core.errors import NotFound, ValidationFailed
 from portcullis.core.permissions import Permission
 from portcullis.events.identity import Directory
-from portcullis.events.models import AccessEvent, EventCursor, EventSource, QuarantinedRecord
+from portcullis.events.models import EventCursor, EventSource, QuarantinedRecord
 from portcullis.events.parsers import build_parser
 from portcullis.events.parsers.base import Parser
-from portcullis.events.prepare import Prepared, Preparer, RawRecord
+from portcullis.events.prepare import Prepared, Preparer, RawRecord, time_binder
 from portcullis.events.usage import Usage
 from portcullis.ledger.checkpoints import checkpoint_if_due
 from portcullis.ledger.store import append_hashed, lock_stream
@@ -107,8 +107,6 @@ class Pipeline:
             raise NotFound(f"No event source with key {source_key!r}")
         if not source.active:
             raise ValidationFailed(f"Event source {source_key!r} is deactivated; reactivate it to ingest")
-        dialect = session.get_bind().dialect
-        processor = AccessEvent.__table__.c.time.type.dialect_impl(dialect).bind_processor(dialect)
         config = dict(source.config or {})
         return cls(
             source_id=source.id,
@@ -118,7 +116,7 @@ class Pipeline:
             directory=Directory(session, config),
             asset_id=source.asset_id,
             zone_id=source.zone_id,
-            bind_time=processor if processor is not None else (lambda t: t),
+            bind_time=time_binder(session.get_bind().dialect.name),
         )
 
     def new_parser(self, state: dict[str, Any] | None = None) -> Parser:

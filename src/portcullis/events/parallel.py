@@ -14,33 +14,22 @@ import multiprocessing as mp
 import os
 import queue
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-
 from portcullis.core.errors import PortcullisError, ValidationFailed
 from portcullis.events.files import lines_from
 from portcullis.events.identity import Directory
-from portcullis.events.models import AccessEvent
 from portcullis.events.parsers import build_parser
-from portcullis.events.prepare import Prepared, Preparer, fewer_collections
+from portcullis.events.prepare import Prepared, Preparer, fewer_collections, time_binder
 
 # Below this size a second process costs more to start than it saves.
 MIN_BYTES = 8 * 1024 * 1024
 # Batches in flight: enough to keep both sides busy, few enough to bound memory.
 QUEUE_DEPTH = 3
-
-
-def time_binder(dialect_name: str) -> Callable[[datetime], Any]:
-    """The driver value of an event time, as the commit side's dialect wants it."""
-    dialect = sqlite.dialect() if dialect_name == "sqlite" else postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
-    processor = AccessEvent.__table__.c.time.type.dialect_impl(dialect).bind_processor(dialect)
-    return processor if processor is not None else (lambda t: t)
 
 
 @dataclass(frozen=True)

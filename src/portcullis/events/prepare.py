@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
+
 from portcullis.events.identity import Directory
+from portcullis.events.models import AccessEvent
 from portcullis.events.parsers.base import ActorKind, Category, Malformed, Outcome, Parser
 from portcullis.events.usage import is_use
 
@@ -55,6 +58,13 @@ def bad_encoding(data: bytes) -> str:
     except UnicodeDecodeError as e:
         return f"not UTF-8: byte 0x{data[e.start]:02x} at byte {e.start + 1} of the record ({e.reason})"
     return "not UTF-8"
+
+
+def time_binder(dialect_name: str) -> Callable[[datetime], Any]:
+    """The driver value of an event time, as the commit side's dialect wants it."""
+    dialect = sqlite.dialect() if dialect_name == "sqlite" else postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    processor = AccessEvent.__table__.c.time.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor if processor is not None else (lambda t: t)
 
 
 @contextmanager

@@ -95,6 +95,26 @@ class EventQuery:
         return stmt
 
 
+def subject_ids(
+    ctx: Context, person: str | None, asset: str | None, zone: str | None
+) -> tuple[dict[str, int | None], list[FieldError]]:
+    """The ids an investigation names (a person's email, an asset's or zone's external id), and what is unknown."""
+    from portcullis.inventory import service as inventory
+
+    errors: list[FieldError] = []
+    ids: dict[str, int | None] = {}
+    for name, value, finder, what in (
+        ("person", person, inventory.find_person_by_email, "person with email"),
+        ("asset", asset, inventory.find_asset_by_external_id, "ICT asset with external id"),
+        ("zone", zone, inventory.find_zone_by_external_id, "zone with external id"),
+    ):
+        found = finder(ctx, value) if value else None
+        if value and found is None:
+            errors.append(FieldError(name, f"no {what} {value!r}"))
+        ids[f"{name}_id"] = found.id if found is not None else None
+    return ids, errors
+
+
 class _Names:
     """External ids and emails for the rows of one page, fetched in one query each."""
 

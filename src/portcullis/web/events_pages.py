@@ -15,7 +15,6 @@ from portcullis.core.errors import FieldError, ValidationFailed
 from portcullis.core.permissions import Permission
 from portcullis.events import search, sources
 from portcullis.events.parsers.base import Category, Outcome
-from portcullis.inventory import service as inventory
 from portcullis.web.access_common import PAGE_SIZE, int_or_none
 from portcullis.web.pages import PageRoute
 from portcullis.web.render import field_errors, page
@@ -37,17 +36,7 @@ def _time(value: str, name: str) -> datetime | None:
 
 
 def _query(ctx: Context, f: dict[str, str]) -> search.EventQuery:
-    errors: list[FieldError] = []
-    refs: dict[str, int | None] = {}
-    for name, finder, what in (
-        ("person", inventory.find_person_by_email, "person with email"),
-        ("asset", inventory.find_asset_by_external_id, "ICT asset with external id"),
-        ("zone", inventory.find_zone_by_external_id, "zone with external id"),
-    ):
-        found = finder(ctx, f[name]) if f[name] else None
-        if f[name] and found is None:
-            errors.append(FieldError(name, f"no {what} {f[name]!r}"))
-        refs[f"{name}_id"] = found.id if found is not None else None
+    refs, errors = search.subject_ids(ctx, f["person"], f["asset"], f["zone"])
     times: dict[str, datetime | None] = {}
     for name in ("since", "until"):
         try:
