@@ -15,6 +15,8 @@ from portcullis.access.api_reconcile import router as reconcile_router
 from portcullis.access.api_workflow import router as access_workflow_router
 from portcullis.access.scim_api import router as scim_router
 from portcullis.accounts.api import router as accounts_router
+from portcullis.certs.api import public as pki_router
+from portcullis.certs.api import router as certs_router
 from portcullis.core.http import install_problem_handlers
 from portcullis.core.migrate import ensure_current
 from portcullis.core.runtime import Runtime
@@ -89,6 +91,8 @@ def create_app(runtime: Runtime | None = None, check_schema: bool = True) -> Fas
     app.include_router(ledger_router, prefix=API_PREFIX)
     app.include_router(events_router, prefix=API_PREFIX)
     app.include_router(keys_router, prefix=API_PREFIX)
+    app.include_router(certs_router, prefix=API_PREFIX)
+    app.include_router(pki_router)
     app.include_router(events_intake)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

@@ -9,6 +9,7 @@ import typer
 from portcullis import __version__
 from portcullis.access import cli_catalogue, cli_reconcile, cli_workflow
 from portcullis.accounts import cli as accounts_cli
+from portcullis.certs import cli as certs_cli
 from portcullis.core import migrate
 from portcullis.core.output import command, emit, err, out
 from portcullis.core.runtime import Runtime
@@ -38,6 +39,7 @@ register_demo(app)
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(events_cli.app, name="events")
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(certs_cli.app, name="certs")
 app.add_typer(ledger_cli.evidence_app, name="evidence")
 app.command("verify-bundle")(ledger_cli.verify_bundle_command)
 

@@ -2,6 +2,7 @@
 
 from portcullis.access import models as access_models
 from portcullis.accounts import models as accounts_models
+from portcullis.certs import models as certs_models
 from portcullis.core.db import Base
 from portcullis.events import models as events_models
 from portcullis.inventory import models as inventory_models
@@ -15,6 +16,7 @@ metadata = Base.metadata
 __all__ = [
     "access_models",
     "accounts_models",
+    "certs_models",
     "events_models",
     "inventory_models",
     "keyring_model",

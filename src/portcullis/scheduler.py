@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from portcullis.access import grants, policy, requests
+from portcullis.certs import jobs as cert_jobs
 from portcullis.core.context import Context, Principal
 from portcullis.core.errors import PortcullisError
 from portcullis.core.runtime import Runtime
@@ -38,6 +39,11 @@ JOBS: list[tuple[str, Job]] = [
     ("access.expire_grants", lambda ctx, rt: grants.expire_grants(ctx)),
     ("access.daily_pass", lambda ctx, rt: policy.daily_pass(ctx)),
     ("keys.rotation_due", lambda ctx, rt: rotation.rotation_pass(ctx)),
+    # Certificates: plan in the job's unit of work; renewals and notices then talk to the network outside
+    # it, each outcome in a short transaction of its own (so the plan is committed before they start).
+    ("certs.plan", cert_jobs.plan),
+    ("certs.renew", cert_jobs.renew),
+    ("certs.notify", cert_jobs.deliver),
     ("ledger.checkpoint", _checkpoint),
 ]
 

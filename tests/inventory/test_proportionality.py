@@ -82,6 +82,9 @@ def test_without_a_profile_the_tier_is_standard(rt: Runtime, officer: Made) -> N
         "retention_days.important": 730,
         "retention_days.other": 365,
         "privileged_approvers": 2,
+        "cert_renew_percent.critical": 33,
+        "cert_renew_percent.important": 33,
+        "cert_renew_percent.other": 33,
     }
 
 
@@ -98,6 +101,9 @@ def test_profile_sets_tier_and_records_it(rt: Runtime, officer: Made) -> None:
         "retention_days.important": 365,
         "retention_days.other": 180,
         "privileged_approvers": 2,
+        "cert_renew_percent.critical": 33,
+        "cert_renew_percent.important": 33,
+        "cert_renew_percent.other": 33,
     }
     with rt.work(officer.principal) as ctx:
         service.set_organisation(ctx, org_in(300, "high", "medium"))

@@ -195,6 +195,15 @@ def open_keys(session: Session, prefixes: Iterable[str]) -> dict[str, Finding]:
     return out
 
 
+def resolve_key(ctx: Context, key: str, resolution: str = CONDITION_GONE) -> bool:
+    """Close the open finding with exactly this key, if there is one (a single object put right)."""
+    f = _open_by_key(ctx.session, key)
+    if f is None:
+        return False
+    _close(ctx, [f], resolution)
+    return True
+
+
 def resolve_missing(ctx: Context, prefix: str, still_true: set[str]) -> int:
     """Close the open findings of one check run (keys starting with `prefix`) it no longer found."""
     gone = [f for key, f in sorted(open_keys(ctx.session, [prefix]).items()) if key not in still_true]

@@ -43,6 +43,8 @@ class Permission(StrEnum):
     KEYS_ADMIN = "keys.admin"  # register, generate, rotate, change state, request dual-control operations
     KEYS_CUSTODY = "keys.custody"  # approve dual-control operations, enter master-key shares
     KEYS_USE = "keys.use"  # sign, encrypt, wrap ... with keys whose policy names the caller
+    CERTS_READ = "certs.read"  # the certificate and device register, notices, renewals, CRLs
+    CERTS_ADMIN = "certs.admin"  # register, scan, renew, issue and revoke with the internal CA, devices
     SELF = "self"  # own profile, own MFA, own tokens
 
 
@@ -67,6 +69,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.EVENTS_ADMIN,
             Permission.KEYS_READ,
             Permission.KEYS_ADMIN,
+            Permission.CERTS_READ,
+            Permission.CERTS_ADMIN,
         }
     ),
     Role.APPROVER: frozenset(
@@ -76,7 +80,14 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         _ALL_READ | {Permission.ACCESS_READ, Permission.ACCESS_REQUEST, Permission.EVENTS_READ}
     ),
     Role.KEY_CUSTODIAN: frozenset(
-        _ALL_READ | {Permission.ACCESS_REQUEST, Permission.KEYS_READ, Permission.KEYS_CUSTODY, Permission.KEYS_USE}
+        _ALL_READ
+        | {
+            Permission.ACCESS_REQUEST,
+            Permission.KEYS_READ,
+            Permission.KEYS_CUSTODY,
+            Permission.KEYS_USE,
+            Permission.CERTS_READ,
+        }
     ),
     Role.AUDITOR: frozenset(
         _ALL_READ
@@ -87,6 +98,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ACCESS_READ,
             Permission.EVENTS_READ,
             Permission.KEYS_READ,
+            Permission.CERTS_READ,
         }
     ),
     Role.MANAGEMENT_BODY: frozenset(_ALL_READ | {Permission.AUDIT_READ, Permission.ACCESS_READ}),

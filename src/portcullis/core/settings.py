@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    # How others reach this Portcullis (behind a proxy, its public name): CRL URLs in certificates point here.
+    public_url: str = ""
     # Cookies are marked Secure; browsers accept that on http://localhost and
     # 127.0.0.1, so this only needs turning off behind odd reverse proxies.
     cookie_secure: bool = True
@@ -40,6 +42,19 @@ class Settings(BaseSettings):
     pkcs11_token: str = ""
     pkcs11_pin: SecretStr = SecretStr("")
     checkpoint_every: int = Field(default=1000, ge=1)
+    # Certificate expiry notices (§30): an SMTP relay and/or a webhook; neither set means findings only.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_sender: str = "portcullis@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    cert_notify_to: str = ""  # comma-separated addresses told besides each certificate's owner
+    cert_webhook_url: str = ""
+    cert_webhook_secret: SecretStr = SecretStr("")
+    # ACME http-01 challenges are answered on this address (port 80 behind the firm's name, or a forwarded port).
+    acme_http_host: str = "0.0.0.0"  # noqa: S104 - the ACME server must reach it
+    acme_http_port: int = 80
     # `portcullis serve` runs the scheduler (checkpoints, purges ...) this often; 0: leave it to `portcullis tick`.
     tick_seconds: int = Field(default=900, ge=0)
     # Accept Microsoft Entra's known SCIM deviations (capitalised PATCH ops, booleans as strings, paths as keys).
@@ -52,6 +67,10 @@ class Settings(BaseSettings):
     @property
     def effective_ledger_key_file(self) -> Path:
         return self.ledger_key_file or self.data_dir / "ledger-signing.key"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def effective_database_url(self) -> str:

@@ -21,11 +21,16 @@ The tier sets these defaults, each overridable by the firm with a recorded reaso
     retention_days.important           365       730      1825
     retention_days.other               180       365       730
     privileged_approvers                 2         2         3
+    cert_renew_percent.critical         33        33        33
+    cert_renew_percent.important        33        33        33
+    cert_renew_percent.other            33        33        33
 
 review_days is how often access to an asset of that criticality is reviewed
 (§19, §22); retention_days how long its access logs are kept (§23);
 privileged_approvers how many distinct people approve a privileged grant (§22),
-never fewer than two (the two-approver rule in DESIGN.md).
+never fewer than two (the two-approver rule in DESIGN.md);
+cert_renew_percent how much of a certificate's lifetime is left when its
+renewal starts, by the criticality of the assets relying on it (§30: a third).
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ DEFAULTS: dict[str, dict[Tier, int]] = {
     "retention_days.critical": {Tier.SIMPLIFIED: 1825, Tier.STANDARD: 1825, Tier.ENHANCED: 2555},
     "retention_days.important": {Tier.SIMPLIFIED: 365, Tier.STANDARD: 730, Tier.ENHANCED: 1825},
     "retention_days.other": {Tier.SIMPLIFIED: 180, Tier.STANDARD: 365, Tier.ENHANCED: 730},
+    "cert_renew_percent.critical": {Tier.SIMPLIFIED: 33, Tier.STANDARD: 33, Tier.ENHANCED: 33},
+    "cert_renew_percent.important": {Tier.SIMPLIFIED: 33, Tier.STANDARD: 33, Tier.ENHANCED: 33},
+    "cert_renew_percent.other": {Tier.SIMPLIFIED: 33, Tier.STANDARD: 33, Tier.ENHANCED: 33},
     "privileged_approvers": {Tier.SIMPLIFIED: 2, Tier.STANDARD: 2, Tier.ENHANCED: 3},
 }
 KEYS: tuple[str, ...] = tuple(DEFAULTS)
@@ -153,6 +161,11 @@ def _check_value(key: str, value: int) -> None:
                     "needs two distinct approvers (the two-approver rule, §22)",
                 )
             ],
+        )
+    if key.startswith("cert_renew_percent.") and not 1 <= value <= 99:
+        raise ValidationFailed(
+            f"{key} is a percentage of the lifetime",
+            [FieldError("value", f"{key} must be between 1 and 99, got {value}")],
         )
     if "_days." in key and value <= 0:
         raise ValidationFailed(

@@ -639,6 +639,20 @@ class Pkcs11Backend:
 
         return self._run("listing objects", op)
 
+    def certificates(self) -> list[tuple[str, str, bytes]]:
+        """The X.509 certificate objects on the token as (label, CKA_ID hex, DER), for the certificate register."""
+
+        def op(session: Session) -> list[tuple[str, str, bytes]]:
+            found = []
+            for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}):
+                got = obj.get_attributes([Attribute.LABEL, Attribute.ID, Attribute.VALUE])
+                value = got.get(Attribute.VALUE)
+                if value:
+                    found.append((got.get(Attribute.LABEL) or "", (got.get(Attribute.ID) or b"").hex(), bytes(value)))
+            return sorted(found)
+
+        return self._run("listing certificates", op)
+
     def mechanisms(self) -> list[str]:
         """The mechanisms the token offers, by PKCS#11 name, for the register and for error reports."""
         return sorted(mechanism_name(m) if isinstance(m, Mechanism) else f"{int(m):#x}" for m in self._mechanisms)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 80108b99e571
+Revision ID: b040a9032448
 Revises: 
-Create Date: 2026-11-25 01:33:49.869231
+Create Date: 2026-11-25 03:22:25.573734
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import portcullis.core.db
 
 
-revision = '80108b99e571'
+revision = 'b040a9032448'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -66,6 +66,29 @@ def upgrade() -> None:
     with op.batch_alter_table('access_role', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_access_role_external_id'), ['external_id'], unique=False)
 
+    op.create_table('acme_account',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('directory', sa.String(length=500), nullable=False),
+    sa.Column('account_url', sa.String(length=500), nullable=True),
+    sa.Column('key_sealed', sa.LargeBinary(), nullable=False),
+    sa.Column('contact', sa.JSON(), nullable=False),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_acme_account')),
+    sa.UniqueConstraint('directory', name=op.f('uq_acme_account_directory'))
+    )
+    op.create_table('internal_ca',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('crypto_key', sa.String(length=100), nullable=False),
+    sa.Column('cert_id', sa.Integer(), nullable=True),
+    sa.Column('crl_number', sa.Integer(), nullable=False),
+    sa.Column('crl_der', sa.LargeBinary(), nullable=True),
+    sa.Column('crl_next_update', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('allowed_suffixes', sa.JSON(), nullable=False),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_internal_ca')),
+    sa.UniqueConstraint('key', name=op.f('uq_internal_ca_key'))
+    )
     op.create_table('key_backup_recipient',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('public_key', sa.LargeBinary(), nullable=False),
@@ -194,6 +217,48 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_provider')),
     sa.UniqueConstraint('external_id', name=op.f('uq_provider_external_id'))
     )
+    op.create_table('certificate',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('subject', sa.Text(), nullable=False),
+    sa.Column('common_name', sa.String(length=300), nullable=True),
+    sa.Column('sans', sa.JSON(), nullable=False),
+    sa.Column('issuer', sa.Text(), nullable=False),
+    sa.Column('serial_hex', sa.String(length=80), nullable=False),
+    sa.Column('not_before', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('not_after', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('key_type', sa.String(length=20), nullable=False),
+    sa.Column('key_bits', sa.Integer(), nullable=False),
+    sa.Column('signature_algorithm', sa.String(length=80), nullable=False),
+    sa.Column('is_ca', sa.Boolean(), nullable=False),
+    sa.Column('self_signed', sa.Boolean(), nullable=False),
+    sa.Column('der', sa.LargeBinary(), nullable=False),
+    sa.Column('issuer_cert_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=True),
+    sa.Column('renewal_method', sa.String(length=20), nullable=False),
+    sa.Column('renewal', sa.JSON(), nullable=False),
+    sa.Column('renew_at_fraction', sa.Double(), nullable=True),
+    sa.Column('ca_id', sa.Integer(), nullable=True),
+    sa.Column('revoked_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revocation_reason', sa.String(length=40), nullable=True),
+    sa.Column('replaced_by_id', sa.Integer(), nullable=True),
+    sa.Column('key_sealed', sa.LargeBinary(), nullable=True),
+    sa.Column('notes', sa.Text(), nullable=False),
+    sa.Column('first_seen_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['ca_id'], ['internal_ca.id'], name=op.f('fk_certificate_ca_id_internal_ca')),
+    sa.ForeignKeyConstraint(['issuer_cert_id'], ['certificate.id'], name=op.f('fk_certificate_issuer_cert_id_certificate')),
+    sa.ForeignKeyConstraint(['owner_id'], ['person.id'], name=op.f('fk_certificate_owner_id_person')),
+    sa.ForeignKeyConstraint(['replaced_by_id'], ['certificate.id'], name=op.f('fk_certificate_replaced_by_id_certificate')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_certificate')),
+    sa.UniqueConstraint('fingerprint', name=op.f('uq_certificate_fingerprint'))
+    )
+    with op.batch_alter_table('certificate', schema=None) as batch_op:
+        batch_op.create_index('ix_certificate_not_after', ['not_after'], unique=False)
+
     op.create_table('ledger_checkpoint',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('stream_id', sa.Integer(), nullable=False),
@@ -304,6 +369,41 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_token')),
     sa.UniqueConstraint('lookup', name=op.f('uq_api_token_lookup'))
     )
+    op.create_table('cert_notice',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cert_id', sa.Integer(), nullable=False),
+    sa.Column('threshold', sa.String(length=20), nullable=False),
+    sa.Column('channel', sa.String(length=20), nullable=False),
+    sa.Column('target', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['cert_id'], ['certificate.id'], name=op.f('fk_cert_notice_cert_id_certificate')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_notice')),
+    sa.UniqueConstraint('cert_id', 'threshold', 'channel', name='uq_cert_notice_once')
+    )
+    op.create_table('cert_renewal',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cert_id', sa.Integer(), nullable=False),
+    sa.Column('method', sa.String(length=20), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('new_cert_id', sa.Integer(), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['cert_id'], ['certificate.id'], name=op.f('fk_cert_renewal_cert_id_certificate')),
+    sa.ForeignKeyConstraint(['new_cert_id'], ['certificate.id'], name=op.f('fk_cert_renewal_new_cert_id_certificate')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_renewal'))
+    )
+    with op.batch_alter_table('cert_renewal', schema=None) as batch_op:
+        batch_op.create_index('ix_cert_renewal_cert', ['cert_id', 'id'], unique=False)
+
     op.create_table('web_session',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
@@ -358,6 +458,32 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['asset_id'], ['asset.id'], name=op.f('fk_asset_dependency_asset_id_asset'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['depends_on_id'], ['asset.id'], name=op.f('fk_asset_dependency_depends_on_id_asset'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('asset_id', 'depends_on_id', name=op.f('pk_asset_dependency'))
+    )
+    op.create_table('cert_asset',
+    sa.Column('cert_id', sa.Integer(), nullable=False),
+    sa.Column('asset_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['asset_id'], ['asset.id'], name=op.f('fk_cert_asset_asset_id_asset')),
+    sa.ForeignKeyConstraint(['cert_id'], ['certificate.id'], name=op.f('fk_cert_asset_cert_id_certificate')),
+    sa.PrimaryKeyConstraint('cert_id', 'asset_id', name=op.f('pk_cert_asset'))
+    )
+    op.create_table('cert_device',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('asset_id', sa.Integer(), nullable=True),
+    sa.Column('manufacturer', sa.String(length=200), nullable=False),
+    sa.Column('model', sa.String(length=200), nullable=False),
+    sa.Column('serial', sa.String(length=200), nullable=False),
+    sa.Column('location', sa.Text(), nullable=False),
+    sa.Column('match', sa.JSON(), nullable=False),
+    sa.Column('info', sa.JSON(), nullable=False),
+    sa.Column('last_read_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['asset_id'], ['asset.id'], name=op.f('fk_cert_device_asset_id_asset')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_device')),
+    sa.UniqueConstraint('key', name=op.f('uq_cert_device_key'))
     )
     op.create_table('crypto_key',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -466,6 +592,23 @@ def upgrade() -> None:
     with op.batch_alter_table('access_request', schema=None) as batch_op:
         batch_op.create_index('ix_access_request_status', ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_access_request_subject_id'), ['subject_id'], unique=False)
+
+    op.create_table('cert_deployment',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cert_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('location', sa.String(length=1000), nullable=False),
+    sa.Column('device_id', sa.Integer(), nullable=True),
+    sa.Column('current', sa.Boolean(), nullable=False),
+    sa.Column('first_seen_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', portcullis.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cert_id'], ['certificate.id'], name=op.f('fk_cert_deployment_cert_id_certificate')),
+    sa.ForeignKeyConstraint(['device_id'], ['cert_device.id'], name=op.f('fk_cert_deployment_device_id_cert_device')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_deployment')),
+    sa.UniqueConstraint('cert_id', 'kind', 'location', name='uq_cert_deployment_place')
+    )
+    with op.batch_alter_table('cert_deployment', schema=None) as batch_op:
+        batch_op.create_index('ix_cert_deployment_location', ['kind', 'location', 'current'], unique=False)
 
     op.create_table('event_cursor',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -699,6 +842,7 @@ def upgrade() -> None:
     install(op.get_bind())
 
 
+
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('finding', schema=None) as batch_op:
@@ -738,6 +882,10 @@ def downgrade() -> None:
 
     op.drop_table('event_quarantine')
     op.drop_table('event_cursor')
+    with op.batch_alter_table('cert_deployment', schema=None) as batch_op:
+        batch_op.drop_index('ix_cert_deployment_location')
+
+    op.drop_table('cert_deployment')
     with op.batch_alter_table('access_request', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_access_request_subject_id'))
         batch_op.drop_index('ix_access_request_status')
@@ -746,10 +894,17 @@ def downgrade() -> None:
     op.drop_table('event_source')
     op.drop_table('entitlement')
     op.drop_table('crypto_key')
+    op.drop_table('cert_device')
+    op.drop_table('cert_asset')
     op.drop_table('asset_dependency')
     op.drop_table('asset')
     op.drop_table('zone')
     op.drop_table('web_session')
+    with op.batch_alter_table('cert_renewal', schema=None) as batch_op:
+        batch_op.drop_index('ix_cert_renewal_cert')
+
+    op.drop_table('cert_renewal')
+    op.drop_table('cert_notice')
     op.drop_table('api_token')
     op.drop_table('user_account')
     with op.batch_alter_table('training_record', schema=None) as batch_op:
@@ -768,6 +923,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ledger_checkpoint_stream_id'))
 
     op.drop_table('ledger_checkpoint')
+    with op.batch_alter_table('certificate', schema=None) as batch_op:
+        batch_op.drop_index('ix_certificate_not_after')
+
+    op.drop_table('certificate')
     op.drop_table('provider')
     op.drop_table('proportionality_override')
     op.drop_table('person')
@@ -786,6 +945,8 @@ def downgrade() -> None:
     op.drop_table('ledger_purge_gate')
     op.drop_table('key_master')
     op.drop_table('key_backup_recipient')
+    op.drop_table('internal_ca')
+    op.drop_table('acme_account')
     with op.batch_alter_table('access_role', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_access_role_external_id'))
 

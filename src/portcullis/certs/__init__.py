@@ -1,0 +1,1 @@
+"""Certificate and certificate-storing device register, discovery, renewal (§29-30)."""
