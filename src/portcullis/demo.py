@@ -11,11 +11,12 @@ import pyotp
 import typer
 from sqlalchemy import func, select
 
-from portcullis import demo_access, demo_events, demo_keys
+from portcullis import demo_access, demo_certs, demo_events, demo_keys
 from portcullis import demo_data as data
 from portcullis.access.models import AccessRole, Entitlement, Finding, FindingStatus, Grant, GrantStatus
 from portcullis.accounts import service as accounts
 from portcullis.accounts.models import User
+from portcullis.certs.models import Certificate
 from portcullis.core import migrate
 from portcullis.core import secrets as auth
 from portcullis.core.context import Context, Principal
@@ -207,6 +208,7 @@ def build_demo(rt: Runtime) -> Built:
         demo_access.build_access(story, people, assets, zones, users)
         demo_events.build_events(story)
         demo_keys.compromise_and_replace(story, rt)
+        demo_certs.build_certificates(story, rt)
         base.session.flush()
         # A first signed checkpoint, so the demo's audit trail is anchored from the start.
         operations.sign_checkpoints(base, rt.signer)
@@ -237,6 +239,7 @@ def counts(ctx: Context) -> dict[str, int]:
         "event sources": s.scalar(select(func.count()).select_from(EventSource)) or 0,
         "access events": s.scalar(select(func.count()).select_from(AccessEvent)) or 0,
         "keys": s.scalar(select(func.count()).select_from(CryptoKey)) or 0,
+        "certificates": s.scalar(select(func.count()).select_from(Certificate)) or 0,
     }
 
 

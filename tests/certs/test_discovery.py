@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import select
 
@@ -34,6 +35,11 @@ from tests.certs.pki import NOW, PKI, Issued, issue, make_pki
 from tests.factories import make_user
 
 SYSTEM = Principal.system("tests")
+
+
+def ec_key(issued: Issued) -> ec.EllipticCurvePrivateKey:
+    assert isinstance(issued.key, ec.EllipticCurvePrivateKey)
+    return issued.key
 
 
 def fp(cert: x509.Certificate) -> str:
@@ -77,7 +83,7 @@ class TlsServers:
         def pick(sock: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
             sock.context = holder["ctx"]
 
-        outer.sni_callback = pick  # type: ignore[assignment]
+        outer.sni_callback = pick
 
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
@@ -174,7 +180,8 @@ def test_endpoint_scan_registers_each_certificate_once_and_records_a_change(
     assert set(found) == {fp(first.leaf.cert), fp(first.intermediate.cert)}
     leaf = found[fp(first.leaf.cert)]
     assert leaf.issuer_cert_id == found[fp(first.intermediate.cert)].id
-    assert leaf.status == "unregistered" and leaf.sans == ["www.kestrel.test"]
+    assert leaf.status == "unregistered"
+    assert leaf.sans == ["www.kestrel.test"]
     # Only the leaf found in a place of its own is the firm's to register; the intermediate is the CA's.
     assert set(open_findings(rt, "cert_unregistered")) == {f"cert_unregistered:cert:{leaf.id}"}
 
@@ -222,7 +229,7 @@ def test_same_certificate_in_a_file_and_on_an_endpoint_is_one_entry(
     vault = issue("vault.kestrel.test", sans=["vault.kestrel.test"], now=NOW)
     (d / "vault.p12").write_bytes(
         pkcs12.serialize_key_and_certificates(
-            b"vault", vault.key, vault.cert, None, serialization.BestAvailableEncryption(b"right horse")
+            b"vault", ec_key(vault), vault.cert, None, serialization.BestAvailableEncryption(b"right horse")
         )
     )
     (d / "broken.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n")
@@ -247,14 +254,16 @@ def test_wrong_pkcs12_passphrase_is_a_reported_problem(rt: Runtime, officer: Pri
     vault = issue("vault.kestrel.test", sans=["vault.kestrel.test"], now=NOW)
     (tmp_path / "vault.p12").write_bytes(
         pkcs12.serialize_key_and_certificates(
-            b"vault", vault.key, vault.cert, None, serialization.BestAvailableEncryption(b"right horse")
+            b"vault", ec_key(vault), vault.cert, None, serialization.BestAvailableEncryption(b"right horse")
         )
     )
     report = discovery.scan_directory(rt, officer, tmp_path, passphrases={"vault.p12": b"wrong horse"})
     assert report.certificates == 0
     [problem] = report.errors
-    assert problem["target"].endswith("vault.p12") and "passphrase" in problem["error"]
-    assert "wrong horse" not in str(report.as_dict()) and "wrong horse" not in str(actions(rt))
+    assert problem["target"].endswith("vault.p12")
+    assert "passphrase" in problem["error"]
+    assert "wrong horse" not in str(report.as_dict())
+    assert "wrong horse" not in str(actions(rt))
 
 
 def test_registering_closes_the_finding_and_critical_assets_need_their_device(
@@ -272,7 +281,8 @@ def test_registering_closes_the_finding_and_critical_assets_need_their_device(
     found = open_findings(rt)
     assert f"cert_unregistered:cert:{leaf.id}" not in found
     missing = found[f"cert_device_missing:cert:{leaf.id}"]
-    assert missing.severity == "high" and f"127.0.0.1:{port}" in missing.detail
+    assert missing.severity == "high"
+    assert f"127.0.0.1:{port}" in missing.detail
 
     with rt.work(officer) as ctx:
         register_device(

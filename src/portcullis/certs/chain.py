@@ -11,6 +11,7 @@ import functools
 import ipaddress
 import re
 import ssl
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
 
 from portcullis.certs.x509info import CertInfo, describe, signed_by
@@ -93,18 +95,21 @@ def system_roots() -> list[x509.Certificate]:
 
 
 def _lenient_bundle(data: bytes) -> tuple[x509.Certificate, ...]:
-    try:
-        return tuple(x509.load_pem_x509_certificates(data))
-    except ValueError:
-        pass
-    # One odd root must not cost all the others.
-    certs = []
-    for block in _PEM_CERT.findall(data):
+    with warnings.catch_warnings():
+        # Trusted roots from Go Daddy, Starfield, SECOM and others have serial 0: theirs to fix, nothing to report.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         try:
-            certs.append(x509.load_pem_x509_certificate(block))
+            return tuple(x509.load_pem_x509_certificates(data))
         except ValueError:
-            continue
-    return tuple(certs)
+            pass
+        # One odd root must not cost all the others.
+        certs = []
+        for block in _PEM_CERT.findall(data):
+            try:
+                certs.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
+        return tuple(certs)
 
 
 def _own_problems(info: CertInfo, position: int, now: datetime) -> list[Problem]:

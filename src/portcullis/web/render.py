@@ -55,6 +55,7 @@ NAV = (
     NavItem("Grants", "/access/grants", Permission.ACCESS_READ, "grants"),
     NavItem("Events", "/events", Permission.EVENTS_READ, "events"),
     NavItem("Keys", "/keys", Permission.KEYS_READ, "keys"),
+    NavItem("Certificates", "/certs", Permission.CERTS_READ, "certs"),
     NavItem("Audit log", "/audit", Permission.AUDIT_READ, "audit"),
     NavItem("Ledger", "/ledger", Permission.AUDIT_READ, "ledger"),
     NavItem("Users", "/users", Permission.USERS_READ, "users"),

@@ -7,6 +7,7 @@ from portcullis.web import (
     account_pages,
     admin_pages,
     auth_pages,
+    certs_pages,
     dashboard,
     events_pages,
     import_pages,
@@ -23,3 +24,4 @@ router.include_router(ledger_pages.router)
 router.include_router(access_pages.router)
 router.include_router(events_pages.router)
 router.include_router(keys_pages.router)
+router.include_router(certs_pages.router)
