@@ -41,6 +41,7 @@ JOBS: list[tuple[str, Job]] = [
     ("keys.rotation_due", lambda ctx, rt: rotation.rotation_pass(ctx)),
     # Certificates: plan in the job's unit of work; renewals and notices then talk to the network outside
     # it, each outcome in a short transaction of its own (so the plan is committed before they start).
+    ("certs.ari", cert_jobs.ari),
     ("certs.plan", cert_jobs.plan),
     ("certs.renew", cert_jobs.renew),
     ("certs.notify", cert_jobs.deliver),

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from portcullis.access.models import Finding
 from portcullis.certs import ca
 from portcullis.certs.models import Certificate, InternalCa
 from portcullis.core.clock import FrozenClock
@@ -30,6 +31,7 @@ from portcullis.keys.register import change_state
 from portcullis.keys.service import key_service
 from portcullis.ledger.models import LedgerRecord
 from portcullis.ledger.service import decode
+from portcullis.scheduler import run_once
 from tests.keys.world import KeyWorld, build_key_world, email
 
 CA_NAME = "kestrel-ca"
@@ -104,6 +106,11 @@ def ledger(rt: Runtime, action: str) -> list[dict[str, Any]]:
 def count(rt: Runtime, model: type[Any]) -> int:
     with rt.session() as s:
         return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+def open_findings(rt: Runtime, key: str) -> list[Finding]:
+    with rt.session() as s:
+        return list(s.scalars(select(Finding).where(Finding.key == key, Finding.status == "open")))
 
 
 def the_ca(rt: Runtime, name: str = CA_NAME) -> InternalCa:
@@ -298,6 +305,7 @@ def test_a_suspended_key_signs_no_certificate_or_crl(rt: Runtime) -> None:
 
     with pytest.raises(Conflict, match=f"Key '{CA_KEY}' is suspended"):
         issue(w, ec.generate_private_key(ec.SECP256R1()).public_key(), ["during.kestrel.test"])
+    # Refused inside a unit of work that then commits: the refusal must have changed nothing.
     with rt.work(w.p("sofia")) as ctx, pytest.raises(Conflict, match="suspended"):
         ca.publish_crl(ctx, key_service(rt), CA_NAME)
     assert count(rt, Certificate) == issued
@@ -307,3 +315,36 @@ def test_a_suspended_key_signs_no_certificate_or_crl(rt: Runtime) -> None:
         change_state(ctx, CA_KEY, KeyState.ACTIVE, "host cleared")
     issue(w, ec.generate_private_key(ec.SECP256R1()).public_key(), ["after.kestrel.test"])
     assert count(rt, Certificate) == issued + 1
+
+
+def test_a_crl_the_key_may_not_re_sign_is_a_finding_and_the_tick_goes_on(rt: Runtime, clock: FrozenClock) -> None:
+    w = build_key_world(rt)
+    register_ca_key(w)
+    make_ca(w)
+    first_crl = the_ca(rt).crl_der
+    with rt.work(w.p("sofia")) as ctx:
+        change_state(ctx, CA_KEY, KeyState.SUSPENDED, "suspected tampering with the CA host")
+    clock.advance(timedelta(days=6, hours=1))  # the CRL published at creation is good for 7 days
+
+    results = run_once(rt)
+
+    assert results["certs.plan"]["ok"] is True, results["certs.plan"]
+    assert results["certs.plan"]["result"]["crls"] == []
+    made = the_ca(rt)
+    assert made.crl_number == 1
+    assert made.crl_der == first_crl
+    key = f"cert_crl_failed:ca:{made.id}"
+    [finding] = open_findings(rt, key)
+    assert finding.severity == "high"
+    assert CA_NAME in finding.detail
+    assert "suspended" in finding.detail
+
+    with rt.work(w.p("sofia")) as ctx:
+        change_state(ctx, CA_KEY, KeyState.ACTIVE, "host cleared")
+    results = run_once(rt)
+
+    assert results["certs.plan"]["result"]["crls"] == [CA_NAME]
+    assert the_ca(rt).crl_number == 2
+    assert open_findings(rt, key) == []
+    crl = x509.load_der_x509_crl(the_ca(rt).crl_der or b"")
+    assert crl.last_update_utc == clock.now()

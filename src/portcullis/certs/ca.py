@@ -22,19 +22,23 @@ from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from portcullis.access.findings import open_finding, resolve_key
 from portcullis.certs import internal_ca
 from portcullis.certs.models import Certificate, CertStatus, InternalCa, RenewalMethod
 from portcullis.certs.register import _store, cert_view, get_certificate, short_name
 from portcullis.core.context import Context, Principal
-from portcullis.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from portcullis.core.errors import Conflict, FieldError, NotFound, PortcullisError, ValidationFailed
 from portcullis.core.permissions import Permission
+from portcullis.keys.keyring import Sealed
 from portcullis.keys.models import CryptoKey, KeyState, KeyVersion
 from portcullis.keys.use import KeyService
 from portcullis.ledger.service import record_change
 
 SIGNER = "system:certs.ca"
+CRL_FAILED = "cert_crl_failed"
 CRL_DAYS = 7
-REASONS = {r.value: r for r in x509.ReasonFlags if r is not x509.ReasonFlags.remove_from_crl}
+# By the names the API and CLI document (key_compromise, superseded ...), not RFC 5280's camelCase values.
+REASONS = {r.name: r for r in x509.ReasonFlags if r is not x509.ReasonFlags.remove_from_crl}
 
 
 class CaIn(BaseModel):
@@ -252,15 +256,20 @@ def publish_crl(ctx: Context, keys: KeyService, ca_key: str) -> x509.Certificate
         if c.revoked_at is not None
     ]
     now = ctx.now()
+    # The number moves only once the CRL is signed: a refused signature (suspended key) must not leave a
+    # number that no published CRL carries.
+    try:
+        crl = internal_ca.create_crl(
+            _signer(ctx, keys, ca, ca_cert),
+            ca_cert,
+            revoked=revoked,
+            this_update=now,
+            next_update=now + timedelta(days=CRL_DAYS),
+            crl_number=ca.crl_number + 1,
+        )
+    except internal_ca.CaError as exc:
+        raise Conflict(f"Internal CA {ca_key!r} cannot sign its CRL: {exc}") from exc
     ca.crl_number += 1
-    crl = internal_ca.create_crl(
-        _signer(ctx, keys, ca, ca_cert),
-        ca_cert,
-        revoked=revoked,
-        this_update=now,
-        next_update=now + timedelta(days=CRL_DAYS),
-        crl_number=ca.crl_number,
-    )
     ca.crl_der = crl.public_bytes(serialization.Encoding.DER)
     ca.crl_next_update = now + timedelta(days=CRL_DAYS)
     ctx.session.flush()
@@ -272,6 +281,7 @@ def publish_crl(ctx: Context, keys: KeyService, ca_key: str) -> x509.Certificate
         None,
         {"ca": ca.key, "crl_number": ca.crl_number, "revoked": len(revoked), "next_update": ca.crl_next_update},
     )
+    resolve_key(ctx, f"{CRL_FAILED}:ca:{ca.id}", f"CRL {ca.crl_number} published")
     return crl
 
 
@@ -291,7 +301,24 @@ def crl_refresh_due(ctx: Context, keys: KeyService) -> list[str]:
     )
     done = []
     for key in list(due):
-        publish_crl(ctx, keys, key)
+        try:
+            publish_crl(ctx, keys, key)
+        except Sealed:
+            raise
+        except PortcullisError as exc:
+            # One CA whose key may not sign (suspended, rotated) must not stop the other CAs, nor the rest of
+            # the scheduler's unit of work; its stale CRL is a finding until a CRL is signed again.
+            ca = _ca(ctx, key)
+            stale = f"{ca.crl_next_update:%Y-%m-%d %H:%M} UTC" if ca.crl_next_update else "now"
+            open_finding(
+                ctx,
+                key=f"{CRL_FAILED}:ca:{ca.id}",
+                kind=CRL_FAILED,
+                severity="high",
+                detail=f"Internal CA {key!r} could not re-sign its CRL (stale from {stale}): {exc}",
+                due_days=1,
+            )
+            continue
         done.append(key)
     return done
 

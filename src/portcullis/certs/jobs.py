@@ -14,17 +14,24 @@ def plan(ctx: Context, rt: Runtime) -> dict[str, Any]:
     from portcullis.keys.keyring import Sealed
     from portcullis.keys.service import key_service
 
+    # The key service first: on a fresh installation unsealing records the master key's check value in a
+    # transaction of its own, which on SQLite must not wait behind this job's writes.
+    try:
+        keys = key_service(rt)
+    except Sealed:
+        keys = None
     result: dict[str, Any] = {
         "pass": checks.certificate_pass(ctx),
         "renewals_planned": renewal.plan_renewals(ctx),
         "notices_planned": notices.plan_notices(ctx, notices.channels(rt.settings)),
     }
-    try:
-        result["crls"] = ca.crl_refresh_due(ctx, key_service(rt))
-    except Sealed:
-        # A sealed key service signs nothing; the CRL is re-signed on the first tick after unsealing.
-        result["crls"] = "key service sealed"
+    # A sealed key service signs nothing; the CRL is re-signed on the first tick after unsealing.
+    result["crls"] = ca.crl_refresh_due(ctx, keys) if keys is not None else "key service sealed"
     return result
+
+
+def ari(ctx: Context, rt: Runtime) -> dict[str, int]:
+    return renewal.refresh_ari(rt)
 
 
 def renew(ctx: Context, rt: Runtime) -> list[dict[str, Any]]:

@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from portcullis.access.findings import open_finding
 from portcullis.certs import notify, policy
@@ -74,11 +75,21 @@ def _recipients(ctx: Context, c: Certificate, threshold: str, always: tuple[str,
     return sorted(set(out))
 
 
+def _webhook_target(url: str) -> str:
+    # Webhook URLs often carry their token in the userinfo, path or query; the notice row and the
+    # ledger (which is append-only) keep only scheme and host:port, as notify's errors do.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 def plan_notices(ctx: Context, chans: Channels) -> int:
     """Insert the notices due now that do not exist yet; returns how many."""
     now = ctx.now()
     s = ctx.session
-    have = set(s.execute(select(CertNotice.cert_id, CertNotice.threshold, CertNotice.channel)).tuples())
+    # Unpacked, not Result.tuples(): SQLAlchemy 2.1 deprecates that, and warnings are errors under test.
+    have = {
+        (cid, th, ch) for cid, th, ch in s.execute(select(CertNotice.cert_id, CertNotice.threshold, CertNotice.channel))
+    }
     certs = s.scalars(select(Certificate).where(Certificate.status == CertStatus.ACTIVE.value).order_by(Certificate.id))
     made = 0
     for c in certs:
@@ -90,7 +101,7 @@ def plan_notices(ctx: Context, chans: Channels) -> int:
         if chans.smtp is not None and emails:
             targets.append((EMAIL, ",".join(emails)))
         if chans.webhook is not None:
-            targets.append((WEBHOOK, chans.webhook.url))
+            targets.append((WEBHOOK, _webhook_target(chans.webhook.url)))
         for channel, target in targets:
             if (c.id, threshold, channel) in have:
                 continue
@@ -158,10 +169,10 @@ def _claim(rt: Runtime, notice_id_: int) -> bool:
             update(CertNotice)
             .where(
                 CertNotice.id == notice_id_,
-                or_(
-                    CertNotice.status == "pending",
-                    (CertNotice.status == "sending") & (CertNotice.next_attempt_at <= now),
-                ),
+                # Checked again here, not only in _due: another worker may have failed and
+                # rescheduled the row since it was listed, and its back-off must hold.
+                CertNotice.status.in_(("pending", "sending")),
+                CertNotice.next_attempt_at <= now,
             )
             .values(status="sending", next_attempt_at=now + CLAIM)
         )
@@ -194,18 +205,31 @@ def deliver_notices(rt: Runtime, chans: Channels) -> dict[str, int]:
     for nid in _due(rt):
         if not _claim(rt, nid):
             continue  # another worker has it
-        with rt.session() as s:
+        with rt.work(Principal.system("certs.notices")) as ctx0:
+            s = ctx0.session
             n = s.get(CertNotice, nid)
             assert n is not None
             c = s.get(Certificate, n.cert_id)
             assert c is not None
-            message = _message(c, n, rt.clock.now())
-            channel = n.channel
-        error: str | None = None
-        try:
-            _send(chans, message, channel)
-        except notify.DeliveryError as exc:
-            error = str(exc)
+            channel, mid, name = n.channel, notice_id(c, n), short_name(c)
+            if c.status != CertStatus.ACTIVE.value:
+                # Renewed, retired or revoked since the notice was planned: nobody needs telling any more.
+                n.status, n.next_attempt_at, n.last_error = "cancelled", None, f"certificate is {c.status}"
+                record_change(ctx0, "cert.notice_cancelled", "cert_notice", n.id, None, {"notice_id": mid})
+                continue
+            error: str | None = None
+            try:
+                message = _message(c, n, rt.clock.now())
+            except ValueError as exc:
+                # A recipient that is not a bare address (PORTCULLIS_CERT_NOTIFY_TO, a person's email) is a
+                # failed attempt like any other: visible on the row, retried, and a finding in the end;
+                # not an exception that leaves the row "sending" and ends the scheduler's tick.
+                error = f"{channel} notice {mid} not sent: {exc}"
+        if error is None:
+            try:
+                _send(chans, message, channel)
+            except notify.DeliveryError as exc:
+                error = str(exc)
         with rt.work(Principal.system("certs.notices")) as ctx:
             n = ctx.session.get(CertNotice, nid)
             assert n is not None
@@ -219,7 +243,7 @@ def deliver_notices(rt: Runtime, chans: Channels) -> dict[str, int]:
                     "cert_notice",
                     n.id,
                     None,
-                    {"notice_id": message.notice_id, "channel": channel, "target": n.target, "attempts": n.attempts},
+                    {"notice_id": mid, "channel": channel, "target": n.target, "attempts": n.attempts},
                 )
                 continue
             failed += 1
@@ -231,7 +255,7 @@ def deliver_notices(rt: Runtime, chans: Channels) -> dict[str, int]:
                     key=f"cert_notice_failed:notice:{n.id}",
                     kind="cert_notice_failed",
                     severity="high",
-                    detail=f"The {n.threshold} {channel} notice for certificate {message.subject} could not be "
+                    detail=f"The {n.threshold} {channel} notice for certificate {name} could not be "
                     f"delivered after {n.attempts} attempts: {error}",
                 )
             else:
@@ -244,7 +268,7 @@ def deliver_notices(rt: Runtime, chans: Channels) -> dict[str, int]:
                 n.id,
                 None,
                 {
-                    "notice_id": message.notice_id,
+                    "notice_id": mid,
                     "channel": channel,
                     "attempts": n.attempts,
                     "error": error,

@@ -75,6 +75,49 @@ def _open_renewal(ctx: Context, c: Certificate, reason: str) -> CertRenewal:
     return r
 
 
+def refresh_ari(rt: Runtime) -> dict[str, int]:
+    """Ask each ACME certificate's server for its renewal window (RFC 9773) and keep it for plan_renewals.
+
+    Over the network, so outside any transaction; a server without ARI (Pebble 2.4, many CAs) leaves the
+    certificate on its own renewal date, and a server that does not answer is tried again on the next tick.
+    """
+    with rt.session() as s:
+        stmt = select(Certificate.id, Certificate.der, Certificate.renewal, Certificate.not_after).where(
+            Certificate.status == CertStatus.ACTIVE.value, Certificate.renewal_method == RenewalMethod.ACME.value
+        )
+        todo = [(cid, der, dict(cfg), end) for cid, der, cfg, end in s.execute(stmt)]
+    now = rt.clock.now()
+    asked = windows = 0
+    for cid, der, cfg, not_after in todo:
+        if not cfg.get("directory") or not_after <= now:
+            continue  # RFC 9773: an expired certificate is renewed at once, not asked about
+        asked += 1
+        try:
+            window = acme_client.renewal_window(str(cfg["directory"]), der, ca_bundle=cfg.get("ca_bundle"))
+        except (acme_client.AcmeError, ValueError, OSError):
+            continue
+        if window is None:
+            continue
+        windows += 1
+        value = [window[0].isoformat(), window[1].isoformat()]
+        if cfg.get("ari_window") == value:
+            continue
+        with rt.work(Principal.system("certs.renewal")) as ctx:
+            c = ctx.session.get(Certificate, cid)
+            if c is None:
+                continue
+            c.renewal = {**c.renewal, "ari_window": value}
+            record_change(
+                ctx,
+                "cert.ari_window",
+                "certificate",
+                c.id,
+                {"ari_window": cfg.get("ari_window")},
+                {"ari_window": value},
+            )
+    return {"asked": asked, "windows": windows}
+
+
 def plan_renewals(ctx: Context) -> int:
     """Open a renewal for every automatically renewed certificate that has reached its renewal date."""
     now = ctx.now()
@@ -339,6 +382,17 @@ def _fail(rt: Runtime, rid: int, error: str) -> dict[str, Any]:
         return {"certificate": c.fingerprint, "ok": False, "attempts": r.attempts, "error": error}
 
 
+def _drop(rt: Runtime, rid: int, why: str) -> dict[str, Any]:
+    with rt.work(Principal.system("certs.renewal")) as ctx:
+        r = ctx.session.get(CertRenewal, rid)
+        assert r is not None
+        r.status, r.last_error, r.next_attempt_at, r.finished_at = "failed", f"dropped: {why}", None, ctx.now()
+        ctx.session.flush()
+        record_change(ctx, "cert.renewal_dropped", "cert_renewal", r.id, None, {"reason": why})
+        resolve_key(ctx, f"{FAILED}:cert:{r.cert_id}", f"renewal dropped: {why}")
+    return {"renewal": rid, "ok": False, "error": f"dropped: {why}"}
+
+
 def attempt(rt: Runtime, rid: int, responder: acme_client.Http01Responder | None = None) -> dict[str, Any]:
     """One attempt of one renewal; the outcome is recorded either way."""
     with rt.session() as s:
@@ -349,6 +403,9 @@ def attempt(rt: Runtime, rid: int, responder: acme_client.Http01Responder | None
         assert c is not None
         s.expunge(c)
         method = r.method
+    if c.status != CertStatus.ACTIVE.value:
+        # Retired or revoked while its renewal waited (a retry in back-off): renewing it would bring it back.
+        return _drop(rt, rid, f"certificate {short_name(c)} is {c.status}")
     try:
         if method == RenewalMethod.ACME.value:
             got = _obtain_acme(rt, c, responder)
