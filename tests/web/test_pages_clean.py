@@ -51,7 +51,7 @@ def test_no_page_carries_inline_script_or_style(rt: Runtime, client: TestClient,
     login(client, make_user(rt, Role.ADMIN), clock)
     pages = ["/", "/account", "/users", "/audit", "/organisation", "/import", "/assets/999999",
              "/ledger", "/ledger/audit", "/ledger/audit?index=0", "/events",
-             "/events/quarantine", "/keys"]
+             "/events/quarantine", "/keys", "/certs", "/certs/devices", "/certs/calendar", "/certs/999999"]
     for slug, item in ids.items():
         pages += [f"/{slug}", f"/{slug}/new", f"/{slug}/{item}", f"/{slug}/{item}/edit"]
     for path in pages:
