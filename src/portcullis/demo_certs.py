@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from portcullis import demo_data as data
 from portcullis.certs import ca, checks
@@ -53,12 +53,31 @@ def _cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=0 if is_ca else None), critical=True)
+        # A root may certify intermediates (no length limit); everything else here issues only leaves.
+        .add_extension(
+            x509.BasicConstraints(ca=is_ca, path_length=(None if issuer is None else 0) if is_ca else None),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     )
+    b = b.add_extension(
+        x509.KeyUsage(
+            digital_signature=not is_ca,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=is_ca,
+            crl_sign=is_ca,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        critical=True,
+    )
     if not is_ca:
         b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     return b.sign(issuer_key, hashes.SHA256())
 
 
@@ -132,7 +151,11 @@ def build_certificates(story: Story, rt: Runtime) -> None:
         days=90,
         public_url=rt.settings.effective_public_url,
     )
-    record_found(ctx, [x509.load_der_x509_certificate(vpn.der)], Place(DeploymentKind.ENDPOINT, "10.20.0.1:443"))
+    record_found(
+        ctx,
+        [x509.load_der_x509_certificate(vpn.der)],
+        Place(DeploymentKind.ENDPOINT, "10.20.0.1:443/vpn.aurora.internal"),
+    )
     register_certificate(
         ctx,
         vpn.id,
@@ -157,6 +180,9 @@ def build_certificates(story: Story, rt: Runtime) -> None:
         now + timedelta(days=700),
         is_ca=True,
     )
+    # The public root is in every trust store; registered here as the anchor the firm's chains lead to.
+    anchor = record_found(ctx, [root], Place(DeploymentKind.FILE, "/etc/ssl/certs/ca-certificates.crt#demo-x1"))
+    register_certificate(ctx, anchor.leaf.id, CertIn(owner_email=_email(PKI_OWNER), notes="public root, trust store"))
     public = [
         # (name, place, days left of 90, assets, device)
         ("api.aurora.example", "api.aurora.example:443", 24, ["AST-API"]),

@@ -186,3 +186,7 @@ def test_api_and_pages(rt: Runtime, client: TestClient, clock: FrozenClock, offi
     assert "portal.kestrel.test" in client.get("/certs").text
     assert "portal.kestrel.test" in client.get("/certs/calendar").text
     assert fp(leaf.cert) in client.get(f"/certs/{cid}").text
+    # The dashboard lists what expires within the month.
+    dashboard = client.get("/").text
+    assert "Certificates expiring within a month" in dashboard
+    assert f'href="/certs/{cid}"' in dashboard

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
 from portcullis.certs.models import CertDeployment, CertDevice, DeploymentKind, DeviceKind
-from portcullis.certs.register import Found, Place, record_found
+from portcullis.certs.register import Found, Place, covers, record_found
 from portcullis.core.context import Context
 from portcullis.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from portcullis.core.permissions import Permission
@@ -89,14 +89,9 @@ def _relink(ctx: Context, d: CertDevice) -> int:
     """Deployments at places the device's patterns cover, and with no device yet, are on this device."""
     linked = 0
     for dep in ctx.session.scalars(select(CertDeployment).where(CertDeployment.device_id.is_(None))):
-        for pattern in d.match:
-            exact = dep.location == pattern
-            prefix = pattern.endswith("*") and dep.location.startswith(pattern[:-1])
-            host = dep.kind == DeploymentKind.ENDPOINT.value and dep.location.split("/")[0].rsplit(":", 1)[0] == pattern
-            if exact or prefix or host:
-                dep.device_id = d.id
-                linked += 1
-                break
+        if any(covers(p, dep.kind, dep.location) for p in d.match):
+            dep.device_id = d.id
+            linked += 1
     return linked
 
 

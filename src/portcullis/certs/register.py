@@ -257,12 +257,22 @@ def _unregistered_finding(ctx: Context, c: Certificate) -> None:
     )
 
 
+def covers(pattern: str, kind: str, location: str) -> bool:
+    """Whether a device's match pattern names a place: exactly, as a prefix ending in "*", or an endpoint's host."""
+    if location == pattern or (pattern.endswith("*") and location.startswith(pattern[:-1])):
+        return True
+    if kind != DeploymentKind.ENDPOINT.value:
+        return False
+    hostport, _, sni = location.partition("/")
+    host = hostport.rsplit(":", 1)[0].strip("[]")
+    return pattern in (host, sni)
+
+
 def _device_for(ctx: Context, place: Place) -> int | None:
     """The registered device whose match patterns cover the place (a token label, a host, a directory)."""
     for d in ctx.session.scalars(select(CertDevice).order_by(CertDevice.id)):
-        for pattern in d.match:
-            if place.location == pattern or (place.location.startswith(pattern.rstrip("*")) and pattern.endswith("*")):
-                return d.id
+        if any(covers(p, place.kind.value, place.location) for p in d.match):
+            return d.id
     return None
 
 

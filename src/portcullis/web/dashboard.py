@@ -94,10 +94,29 @@ def latest_audit(ctx: Context) -> list[dict[str, Any]]:
     return [record_row(r) for r in ctx.session.scalars(stmt)]
 
 
+def expiring_certificates(ctx: Context, days: int = 31) -> list[dict[str, Any]]:
+    """Certificates in use expiring within the month (§30), soonest first."""
+    from portcullis.certs.checks import expiring
+    from portcullis.certs.policy import days_left
+
+    now = ctx.now()
+    return [
+        {
+            "id": c.id,
+            "name": c.common_name or (c.sans[0] if c.sans else c.subject),
+            "not_after": c.not_after,
+            "days_left": days_left(c.not_after, now),
+            "renewal_due": due,
+            "status": c.status,
+        }
+        for c, due in expiring(ctx, days)[:20]
+    ]
+
+
 @router.get("/")
 def dashboard(request: Request, who: SignedIn) -> Response:
     p = who.principal
-    data: dict[str, Any] = {"gaps": None, "tier": None, "mfa": None, "audit": None}
+    data: dict[str, Any] = {"gaps": None, "tier": None, "mfa": None, "audit": None, "certs": None}
     with runtime_of(request).work(p) as ctx:
         if p.can(Permission.INVENTORY_READ):
             data["gaps"] = inventory_gaps(ctx)
@@ -106,4 +125,6 @@ def dashboard(request: Request, who: SignedIn) -> Response:
             data["mfa"] = mfa_status(ctx)
         if p.can(Permission.AUDIT_READ):
             data["audit"] = latest_audit(ctx)
+        if p.can(Permission.CERTS_READ):
+            data["certs"] = expiring_certificates(ctx)
     return page(request, "dashboard.html", section="dashboard", **data)
