@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,6 +30,14 @@ PG_ADMIN_URL = os.environ.get("PORTCULLIS_TEST_PG", "postgresql+psycopg://postgr
 IN_CI = os.environ.get("CI", "").lower() == "true"
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now, for a server a test starts as a separate process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def need(reason: str) -> None:

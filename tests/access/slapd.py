@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
+from tests.conftest import free_port, need
 
 SLAPD = Path("/usr/sbin/slapd")
 SCHEMA = Path("/etc/ldap/schema")
@@ -84,13 +83,6 @@ dn: {GROUPS}
 objectClass: organizationalUnit
 ou: groups
 """
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -171,7 +163,7 @@ def start_slapd(root: Path, *, memberof: bool = False) -> Slapd:
     conf = _config(root, memberof)
     last = ""
     for _ in range(3):  # the free port can be taken between choosing and binding it
-        url = f"ldap://127.0.0.1:{_free_port()}/"
+        url = f"ldap://127.0.0.1:{free_port()}/"
         with (root / "slapd.log").open("wb") as log:
             process = subprocess.Popen(
                 [str(SLAPD), "-h", url, "-f", str(conf), "-d", "0"],

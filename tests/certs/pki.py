@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from asn1crypto import algos as asn1_algos
@@ -281,3 +282,15 @@ def _sign(signer: PrivateKey, data: bytes, hash_name: str) -> bytes:
     if isinstance(signer, dsa.DSAPrivateKey):
         return signer.sign(data, digest)
     raise TypeError(f"cannot sign with {type(signer).__name__}")
+
+
+def localhost_tls(root: Path, names: Sequence[str] = ("localhost", "127.0.0.1")) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate from it for `names`, for test servers' listeners: (ca, cert, key)."""
+    now = datetime.now(UTC)
+    ca = issue("Portcullis test listener CA", ca=True, path_len=0, now=now)
+    leaf = issue(names[0], issuer=ca, sans=list(names), now=now)
+    paths = root / "ca.pem", root / "cert.pem", root / "key.pem"
+    paths[0].write_bytes(ca.pem)
+    paths[1].write_bytes(leaf.pem)
+    paths[2].write_bytes(leaf.key_pem())
+    return paths

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from portcullis.core.runtime import Runtime
 from portcullis.core.settings import Settings
 from portcullis.inventory import service as inventory
 from portcullis.inventory.schemas import AssetIn, PersonIn, ProviderIn
-from tests.conftest import need
+from tests.conftest import free_port, need
 from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
@@ -47,20 +46,13 @@ class Live:
     rt: Runtime
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def live(settings: Settings) -> Iterator[Live]:
     if not CHROMIUM.exists():
         need(f"Debian's chromium at {CHROMIUM}")
     # TOTP codes are checked against real time here, so the server runs on the system clock.
     rt = Runtime.build(settings, SystemClock())
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
