@@ -48,3 +48,22 @@ def test_tick_command(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
         assert json.loads(result.output)["ledger.checkpoint"]["ok"] is True
     finally:
         get_settings.cache_clear()
+
+
+def test_a_failing_job_neither_stops_nor_hides(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from portcullis import scheduler
+
+    ran: list[str] = []
+
+    def broken(ctx: object, rt_: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    def after(ctx: object, rt_: object) -> str:
+        ran.append("after")
+        return "done"
+
+    monkeypatch.setattr(scheduler, "JOBS", [("broken", broken), ("after", after)])
+    results = scheduler.run_once(rt)
+    assert results["broken"] == {"ok": False, "error": "RuntimeError: the disk is full"}
+    assert results["after"] == {"ok": True, "result": "done"}
+    assert ran == ["after"]

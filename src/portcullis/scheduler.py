@@ -8,6 +8,7 @@ one failing job neither blocks nor undoes the others.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from portcullis.keys import rotation
 from portcullis.ledger import operations, retention
 
 Job = Callable[[Context, Runtime], Any]
+log = logging.getLogger(__name__)
 
 
 def _purge(ctx: Context, rt: Runtime) -> Any:
@@ -57,4 +59,9 @@ def run_once(rt: Runtime) -> dict[str, Any]:
                 results[name] = {"ok": True, "result": job(ctx, rt)}
         except PortcullisError as exc:
             results[name] = {"ok": False, "error": str(exc)}
+        except Exception as exc:
+            # A bug or an outage in one job (a database error, a library's surprise) must not stop the others:
+            # checkpoints and purges still run. It is logged with its traceback and reported, never swallowed.
+            log.exception("scheduler job %s failed", name)
+            results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     return results
