@@ -25,7 +25,7 @@ from sqlalchemy import select
 from portcullis.access.findings import open_finding, resolve_key
 from portcullis.certs import internal_ca
 from portcullis.certs.models import Certificate, CertStatus, InternalCa, RenewalMethod
-from portcullis.certs.register import _store, cert_view, get_certificate, short_name
+from portcullis.certs.register import cert_view, get_certificate, short_name, store_chain
 from portcullis.core.context import Context, Principal
 from portcullis.core.errors import Conflict, FieldError, NotFound, PortcullisError, ValidationFailed
 from portcullis.core.permissions import Permission
@@ -151,7 +151,7 @@ def create_ca(ctx: Context, keys: KeyService, data: CaIn) -> InternalCa:
     ca = InternalCa(key=data.key, crypto_key=data.crypto_key, allowed_suffixes=data.allowed_suffixes, created_at=now)
     ctx.session.add(ca)
     ctx.session.flush()
-    rows, _ = _store(ctx, [cert], f"internal_ca:{data.key}")
+    rows, _ = store_chain(ctx, [cert], f"internal_ca:{data.key}")
     row = rows[0]
     row.status = CertStatus.ACTIVE.value
     row.ca_id = ca.id
@@ -207,7 +207,7 @@ def issue(
         )
     except internal_ca.CaError as exc:
         raise ValidationFailed("The certificate cannot be issued", [FieldError("sans", str(exc))]) from exc
-    rows, _ = _store(ctx, [cert, ca_cert], f"internal_ca:{ca.key}")
+    rows, _ = store_chain(ctx, [cert, ca_cert], f"internal_ca:{ca.key}")
     row = rows[0]
     row.status = CertStatus.ACTIVE.value
     row.ca_id = ca.id

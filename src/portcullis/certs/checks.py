@@ -180,7 +180,7 @@ def certificate_pass(ctx: Context) -> dict[str, int]:
 def expiring(ctx: Context, days: int) -> list[tuple[Certificate, datetime]]:
     """Certificates in use that expire within `days`, soonest first, with the date their renewal is due."""
     now = ctx.now()
-    facts = _facts_light(ctx)
+    facts = renewal_facts(ctx)
     stmt = (
         select(Certificate)
         .where(
@@ -192,7 +192,8 @@ def expiring(ctx: Context, days: int) -> list[tuple[Certificate, datetime]]:
     return [(c, renewal_due_at(c, facts)) for c in ctx.session.scalars(stmt)]
 
 
-def _facts_light(ctx: Context) -> Facts:
+def renewal_facts(ctx: Context) -> Facts:
+    """What renewal dates need: the assets' criticalities and the percentages in force (no deployments, no roots)."""
     s = ctx.session
     crit: dict[int, set[str]] = defaultdict(set)
     for cert_id, level in s.execute(select(CertAsset.cert_id, Asset.criticality).join(Asset)):

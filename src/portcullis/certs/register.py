@@ -142,7 +142,9 @@ def get_certificate(ctx: Context, ref: str | int) -> Certificate:
     return found[0]
 
 
-def _store(ctx: Context, chain: Sequence[x509.Certificate], source: str) -> tuple[list[Certificate], list[Certificate]]:
+def store_chain(
+    ctx: Context, chain: Sequence[x509.Certificate], source: str
+) -> tuple[list[Certificate], list[Certificate]]:
     """Each certificate of the chain as a row (existing or new), leaf first, issuers linked; and the new ones."""
     now = ctx.now()
     rows: list[Certificate] = []
@@ -173,7 +175,7 @@ def record_found(ctx: Context, chain: Sequence[x509.Certificate], place: Place) 
     ctx.require(Permission.CERTS_ADMIN)
     if not chain:
         raise ValueError("an empty chain records nothing")
-    rows, new = _store(ctx, chain, f"{place.kind.value}:{place.location}")
+    rows, new = store_chain(ctx, chain, f"{place.kind.value}:{place.location}")
     leaf = rows[0]
     now = ctx.now()
     s = ctx.session
@@ -366,7 +368,7 @@ def import_certificates(ctx: Context, chain: Sequence[x509.Certificate], source:
     ctx.require(Permission.CERTS_ADMIN)
     if not chain:
         raise ValidationFailed("No certificate to import", [FieldError("file", "holds no certificate")])
-    rows, _ = _store(ctx, chain, source)
+    rows, _ = store_chain(ctx, chain, source)
     return register_certificate(ctx, rows[0].id, data)
 
 

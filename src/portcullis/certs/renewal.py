@@ -36,7 +36,7 @@ from portcullis.certs.models import (
     DeploymentKind,
     RenewalMethod,
 )
-from portcullis.certs.register import Place, _store, cert_view, get_certificate, record_found, short_name
+from portcullis.certs.register import Place, cert_view, get_certificate, record_found, short_name, store_chain
 from portcullis.core.context import Context, Principal
 from portcullis.core.errors import Conflict, PortcullisError
 from portcullis.core.permissions import Permission
@@ -121,7 +121,7 @@ def refresh_ari(rt: Runtime) -> dict[str, int]:
 def plan_renewals(ctx: Context) -> int:
     """Open a renewal for every automatically renewed certificate that has reached its renewal date."""
     now = ctx.now()
-    facts = checks._facts_light(ctx)
+    facts = checks.renewal_facts(ctx)
     stmt = select(Certificate).where(
         Certificate.status == CertStatus.ACTIVE.value, Certificate.renewal_method.in_(AUTOMATIC)
     )
@@ -410,7 +410,7 @@ def attempt(rt: Runtime, rid: int, responder: acme_client.Http01Responder | None
         if method == RenewalMethod.ACME.value:
             got = _obtain_acme(rt, c, responder)
             with rt.work(Principal.system("certs.renewal")) as ctx:
-                rows, _ = _store(ctx, got.chain, f"acme:{c.renewal.get('directory')}")
+                rows, _ = store_chain(ctx, got.chain, f"acme:{c.renewal.get('directory')}")
                 _finish(ctx, rt, rid, rows[0], got.key_pem)
                 new_fp = rows[0].fingerprint
         else:

@@ -122,7 +122,7 @@ def cert_page(request: Request, cert_id: int, who: SignedIn) -> Response:
         chain = [cert_view(x) for x in chain_of(ctx, c)[1:]]
         notices = list(s.scalars(select(CertNotice).where(CertNotice.cert_id == c.id).order_by(CertNotice.id)))
         findings = [f for f in _open_cert_findings(s, 1000) if f.key.endswith(f":cert:{c.id}")]
-        facts = checks._facts_light(ctx)
+        facts = checks.renewal_facts(ctx)
         due = checks.renewal_due_at(c, facts)
         now = ctx.now()
         page_ = page(
