@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -268,14 +269,21 @@ def test_scan_directory_mixes_good_and_bad_files(tree: pki.PKI, tmp_path: Path) 
 
 
 def test_scan_reports_unreadable_file(tree: pki.PKI, tmp_path: Path) -> None:
+    unreadable = None
     if os.geteuid() == 0:
-        pytest.skip("running as root: permission bits do not stop root reading (covered by the dangling link)")
-    (tmp_path / "secret.pem").write_bytes(tree.leaf.pem)
-    (tmp_path / "secret.pem").chmod(0)
+        # Permission bits do not stop root (CI runs as root); a socket named like a certificate cannot be opened
+        # by anyone, so the same refusal is met either way.
+        unreadable = socket.socket(socket.AF_UNIX)
+        unreadable.bind(str(tmp_path / "secret.pem"))
+    else:
+        (tmp_path / "secret.pem").write_bytes(tree.leaf.pem)
+        (tmp_path / "secret.pem").chmod(0)
     (tmp_path / "ok.pem").write_bytes(tree.leaf.pem)
     found, problems = scan_directory(tmp_path)
     assert [f.path.name for f in found] == ["ok.pem"]
     assert [(p.path.name, p.reason.startswith("cannot read:")) for p in problems] == [("secret.pem", True)]
+    if unreadable is not None:
+        unreadable.close()
 
 
 def test_scan_extensions_are_configurable(tree: pki.PKI, tmp_path: Path) -> None:
