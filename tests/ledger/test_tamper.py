@@ -7,6 +7,8 @@ off first, as someone with the owner's rights could.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from portcullis.core.context import Principal
 from portcullis.core.runtime import Runtime
+from portcullis.ledger import verify_ranges
 from portcullis.ledger.checkpoints import sign_checkpoint
 from portcullis.ledger.models import LedgerCheckpoint, LedgerStream
 from portcullis.ledger.note import Signer
@@ -38,9 +41,34 @@ def _checkpoint(rt: Runtime) -> str:
         return row.note
 
 
+# How the tests verify: in this process, or in aligned ranges on forked workers (the way long streams are
+# verified), with ranges made small enough that the 100 records here span four of them.
+_PROCESSES = {"n": 1}
+
+
+@pytest.fixture(params=["one process", "ranges"], autouse=True)
+def verify_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    calls = {"ranges": 0}
+    if request.param == "ranges":
+        run = verify_ranges.run
+
+        def counted(*args: Any, **kwargs: Any) -> list[verify_ranges.RangeResult]:
+            calls["ranges"] += 1
+            return run(*args, **kwargs)
+
+        monkeypatch.setattr(verify_ranges, "RANGE_LEVEL", 5)
+        monkeypatch.setattr(verify_ranges, "run", counted)
+        monkeypatch.setitem(_PROCESSES, "n", 2)
+    else:
+        monkeypatch.setitem(_PROCESSES, "n", 1)
+    yield str(request.param)
+    # The mode must really have been used: ranges on workers, or never.
+    assert (calls["ranges"] > 0) == (request.param == "ranges")
+
+
 def _verify(rt: Runtime, external: tuple[str, ...] = ()) -> StreamReport:
     with rt.session() as s:
-        (report,) = verify_all(s, rt.signer.verifier, AUDIT, external)
+        (report,) = verify_all(s, rt.signer.verifier, AUDIT, external, parallel=_PROCESSES["n"])
     return report
 
 
@@ -198,3 +226,15 @@ def test_restored_from_an_older_copy(filled: Runtime) -> None:
     assert _verify(filled).ok  # the copy is consistent in itself...
     problems = _verify(filled, (exported,)).problems
     assert [(p.index, p.kind) for p in problems] == [(old_size, "rollback")]  # ...but not with what was exported
+
+
+def test_changed_tail_record_is_caught_by_the_checkpoint(rt: Runtime) -> None:
+    """A record in the last, unfinished tile has no stored tile node above it: the checkpoint catches it."""
+    _fill(rt, 50)
+    _checkpoint(rt)
+    _fill(rt, 50)
+    _checkpoint(rt)
+    assert _verify(rt).ok
+    forged = b'{"action":"forged"}'
+    _as_owner(rt, "UPDATE ledger_record SET payload = :p, leaf_hash = :h WHERE seq = 98", p=forged, h=_leaf(forged))
+    assert [(p.index, p.kind) for p in _verify(rt).problems] == [(50, "checkpoint-mismatch")]
