@@ -190,3 +190,38 @@ def test_api_and_pages(rt: Runtime, client: TestClient, clock: FrozenClock, offi
     dashboard = client.get("/").text
     assert "Certificates expiring within a month" in dashboard
     assert f'href="/certs/{cid}"' in dashboard
+
+
+def test_a_discovered_certificate_is_registered_and_retired_from_its_page(
+    rt: Runtime, client: TestClient, clock: FrozenClock, officer: Made
+) -> None:
+    from sqlalchemy import select
+
+    from portcullis.access.models import Finding
+    from portcullis.certs.models import Certificate, DeploymentKind
+    from portcullis.certs.register import Place, record_found
+    from tests.web.helpers import post_form
+
+    leaf = issue("intranet.kestrel.test", sans=["intranet.kestrel.test"], now=clock.now())
+    with rt.work(officer.principal) as ctx:
+        cid = record_found(ctx, [leaf.cert], Place(DeploymentKind.FILE, "/etc/ssl/intranet.pem")).leaf.id
+    login(client, make_user(rt, Role.ADMIN), clock)
+    page = f"/certs/{cid}"
+    assert "Take into the register" in client.get(page).text
+    bad = post_form(client, page, f"{page}/register", {"owner_email": OWNER, "assets": "NOPE"})
+    assert "asset_external_ids[0]" in bad.text
+    assert "NOPE" in bad.text
+    ok = post_form(client, page, f"{page}/register", {"owner_email": OWNER, "assets": "A-WEB", "notes": "intranet"})
+    assert "The certificate is in the register." in ok.text
+    with rt.session() as s:
+        c = s.get(Certificate, cid)
+        assert c is not None
+        assert (c.status, c.notes) == ("active", "intranet")
+        unregistered = s.scalars(select(Finding).where(Finding.key == f"cert_unregistered:cert:{cid}")).one()
+        assert unregistered.status == "resolved"
+    refused = post_form(client, page, f"{page}/retire", {"reason": " "})
+    assert "reason" in refused.text
+    retired = post_form(client, page, f"{page}/retire", {"reason": "decommissioned"})
+    assert "The certificate is retired." in retired.text
+    with rt.session() as s:
+        assert s.get(Certificate, cid).status == "retired"  # type: ignore[union-attr]

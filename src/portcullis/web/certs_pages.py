@@ -13,20 +13,25 @@ from sqlalchemy import select
 from portcullis.access.models import Finding, FindingStatus
 from portcullis.certs import checks, policy
 from portcullis.certs.devices import device_view, list_devices
-from portcullis.certs.models import CertDevice, CertNotice, CertStatus
+from portcullis.certs.models import CertDevice, CertNotice, CertStatus, RenewalMethod
 from portcullis.certs.register import (
+    CertIn,
     assets_of,
     cert_view,
     chain_of,
     deployments_of,
     get_certificate,
     page_certificates,
+    register_certificate,
+    retire_certificate,
 )
 from portcullis.certs.renewal import renewals_of
+from portcullis.core.errors import PortcullisError, ValidationFailed
 from portcullis.core.permissions import Permission
 from portcullis.inventory.models import Person
-from portcullis.web.pages import PageRoute
-from portcullis.web.render import page
+from portcullis.web.access_common import Form
+from portcullis.web.pages import PageRoute, text
+from portcullis.web.render import page, redirect
 from portcullis.web.session import WebUser, runtime_of, signed_in
 
 router = APIRouter(route_class=PageRoute)
@@ -107,8 +112,53 @@ def calendar_page(request: Request, who: SignedIn, months: int = 12) -> Response
     return page(request, "certs_calendar.html", section="certs", by_month=sorted(by_month.items()), months=months)
 
 
+DONE = {"registered": "The certificate is in the register.", "retired": "The certificate is retired."}
+
+
+def _back(request: Request, cert_id: int, *, done: str = "", failed: str = "") -> Response:
+    query = urlencode({k: v for k, v in {"done": done, "failed": failed[:300]}.items() if v})
+    return redirect(request, f"/certs/{cert_id}" + (f"?{query}" if query else ""))
+
+
+def _problem(exc: PortcullisError) -> str:
+    if isinstance(exc, ValidationFailed) and exc.errors:
+        return "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+    return exc.detail
+
+
+@router.post("/certs/{cert_id:int}/register")
+def register_from_page(request: Request, cert_id: int, who: SignedIn, form: Form) -> Response:
+    """Take a discovered certificate into the register, or change its owner and assets; renewal settings stay."""
+    assets = [a.strip() for a in text(form, "assets").replace(";", ",").split(",") if a.strip()]
+    try:
+        with runtime_of(request).work(who.principal) as ctx:
+            c = get_certificate(ctx, cert_id)
+            data = CertIn(
+                owner_email=text(form, "owner_email") or None,
+                asset_external_ids=assets,
+                renewal_method=RenewalMethod(c.renewal_method),
+                renewal=dict(c.renewal),
+                renew_at_fraction=c.renew_at_fraction,
+                notes=text(form, "notes"),
+            )
+            register_certificate(ctx, cert_id, data)
+    except PortcullisError as exc:
+        return _back(request, cert_id, failed=_problem(exc))
+    return _back(request, cert_id, done="registered")
+
+
+@router.post("/certs/{cert_id:int}/retire")
+def retire_from_page(request: Request, cert_id: int, who: SignedIn, form: Form) -> Response:
+    try:
+        with runtime_of(request).work(who.principal) as ctx:
+            retire_certificate(ctx, cert_id, text(form, "reason"))
+    except PortcullisError as exc:
+        return _back(request, cert_id, failed=_problem(exc))
+    return _back(request, cert_id, done="retired")
+
+
 @router.get("/certs/{cert_id:int}")
-def cert_page(request: Request, cert_id: int, who: SignedIn) -> Response:
+def cert_page(request: Request, cert_id: int, who: SignedIn, done: str = "", failed: str = "") -> Response:
     with runtime_of(request).work(who.principal) as ctx:
         c = get_certificate(ctx, cert_id)
         view = cert_view(c)
@@ -140,5 +190,8 @@ def cert_page(request: Request, cert_id: int, who: SignedIn) -> Response:
             findings=findings,
             renewal_due=due,
             days_left=policy.days_left(c.not_after, now),
+            asset_ids=", ".join(a.external_id for a in assets_of(ctx, c)),
+            done=DONE.get(done),
+            failed=failed[:300],
         )
     return page_
