@@ -14,9 +14,8 @@ from portcullis.accounts.deps import Actor, require
 from portcullis.certs import ca, checks, devices, discovery, files, renewal
 from portcullis.certs.register import (
     CertIn,
-    assets_of,
     cert_view,
-    deployments_of,
+    certificate_detail,
     get_certificate,
     import_certificates,
     page_certificates,
@@ -35,33 +34,8 @@ Admin = Annotated[Actor, Depends(require(Permission.CERTS_ADMIN))]
 
 
 def _detail(ctx: Context, ref: str) -> dict[str, Any]:
-    c = get_certificate(ctx, ref)
-    view = cert_view(c)
-    view["assets"] = [a.external_id for a in assets_of(ctx, c)]
-    view["deployments"] = [
-        {
-            "kind": d.kind,
-            "location": d.location,
-            "device_id": d.device_id,
-            "current": d.current,
-            "first_seen_at": d.first_seen_at,
-            "last_seen_at": d.last_seen_at,
-        }
-        for d in deployments_of(ctx, c)
-    ]
-    view["renewals"] = [
-        {
-            "id": r.id,
-            "method": r.method,
-            "status": r.status,
-            "attempts": r.attempts,
-            "last_error": r.last_error,
-            "next_attempt_at": r.next_attempt_at,
-            "new_cert_id": r.new_cert_id,
-        }
-        for r in renewal.renewals_of(ctx, c)
-    ]
-    view["pem"] = base64.encodebytes(c.der).decode()
+    view = certificate_detail(ctx, ref)
+    view["pem"] = base64.encodebytes(get_certificate(ctx, ref).der).decode()
     return view
 
 

@@ -26,7 +26,7 @@ from portcullis.access.findings import FindingSpec, open_keys, open_many, resolv
 from portcullis.certs import chain as chain_checks
 from portcullis.certs import policy
 from portcullis.certs.models import CertAsset, CertDeployment, Certificate, CertStatus, RenewalMethod
-from portcullis.certs.register import UNREGISTERED, chain_of, short_name
+from portcullis.certs.register import UNREGISTERED, chain_of, endpoint_names, short_name
 from portcullis.core.context import Context
 from portcullis.inventory.models import Asset
 from portcullis.inventory.proportionality import default_value
@@ -48,13 +48,10 @@ class Facts:
 
 def _facts(ctx: Context) -> Facts:
     s = ctx.session
-    crit: dict[int, set[str]] = defaultdict(set)
-    for cert_id, level in s.execute(select(CertAsset.cert_id, Asset.criticality).join(Asset)):
-        crit[cert_id].add(level)
+    facts = renewal_facts(ctx)
     deps: dict[int, list[CertDeployment]] = defaultdict(list)
     for d in s.scalars(select(CertDeployment).where(CertDeployment.current.is_(True))):
         deps[d.cert_id].append(d)
-    percents = {lvl: default_value(s, f"cert_renew_percent.{lvl}") for lvl in policy.CRITICALITY_ORDER}
     # Trust anchors: the system's roots and the self-signed CA certificates the firm registered (its internal CA).
     own_roots = s.scalars(
         select(Certificate.der).where(
@@ -64,7 +61,7 @@ def _facts(ctx: Context) -> Facts:
         )
     )
     roots = [*chain_checks.system_roots(), *(x509.load_der_x509_certificate(d) for d in own_roots)]
-    return Facts(crit, deps, percents, roots)
+    return Facts(facts.criticalities, deps, facts.percents, roots)
 
 
 def renewal_due_at(c: Certificate, facts: Facts) -> datetime:
@@ -74,11 +71,8 @@ def renewal_due_at(c: Certificate, facts: Facts) -> datetime:
 
 def _host_of(location: str) -> str:
     """The name a client uses for an endpoint deployment "host:port[/sni]": the SNI if given, else the host."""
-    hostport, _, sni = location.partition("/")
-    if sni:
-        return sni
-    host = hostport.rsplit(":", 1)[0]
-    return host.strip("[]")
+    host, sni = endpoint_names(location)
+    return sni or host
 
 
 def _chain_specs(c: Certificate, ctx: Context, facts: Facts, now: datetime) -> list[FindingSpec]:

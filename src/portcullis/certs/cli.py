@@ -16,9 +16,8 @@ from portcullis.certs import ca, checks, devices, discovery, files, notices, ren
 from portcullis.certs.models import DeviceKind, RenewalMethod
 from portcullis.certs.register import (
     CertIn,
-    assets_of,
     cert_view,
-    deployments_of,
+    certificate_detail,
     get_certificate,
     import_certificates,
     list_certificates,
@@ -81,17 +80,7 @@ def show(
     """One certificate: what it is, where it is deployed, what relies on it, its renewals."""
     rt = runtime()
     with rt.work(cli_principal(rt)) as ctx:
-        c = get_certificate(ctx, ref)
-        view = cert_view(c)
-        view["assets"] = [a.external_id for a in assets_of(ctx, c)]
-        view["deployments"] = [
-            {"kind": d.kind, "location": d.location, "device_id": d.device_id, "current": d.current}
-            for d in deployments_of(ctx, c)
-        ]
-        view["renewals"] = [
-            {"id": r.id, "status": r.status, "attempts": r.attempts, "last_error": r.last_error}
-            for r in renewal.renewals_of(ctx, c)
-        ]
+        view = certificate_detail(ctx, ref)
     emit(view, as_json)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography import x509
 
-from portcullis.certs import checks, devices, files, tls_scan
+from portcullis.certs import checks, devices, files, tls_scan, x509info
 from portcullis.certs.models import DeploymentKind
 from portcullis.certs.register import Found, Place, record_found
 from portcullis.core.context import Context, Principal
@@ -105,15 +105,8 @@ def scan_endpoints(
 
 
 def _leaves_and_issuers(certs: list[x509.Certificate]) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
-    def is_ca(c: x509.Certificate) -> bool:
-        try:
-            return bool(c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-        except x509.ExtensionNotFound:
-            return c.issuer == c.subject  # a v1 certificate: self-signed ones are CAs by convention
-
-    cas = [c for c in certs if is_ca(c)]
-    leaves = [c for c in certs if not is_ca(c)]
-    return leaves, cas
+    cas = {id(c) for c in certs if x509info.describe(c).is_ca}
+    return [c for c in certs if id(c) not in cas], [c for c in certs if id(c) in cas]
 
 
 def scan_directory(

@@ -25,6 +25,7 @@ from portcullis.certs.models import (
     CertDeployment,
     CertDevice,
     Certificate,
+    CertRenewal,
     CertStatus,
     DeploymentKind,
     RenewalMethod,
@@ -259,15 +260,17 @@ def _unregistered_finding(ctx: Context, c: Certificate) -> None:
     )
 
 
+def endpoint_names(location: str) -> tuple[str, str]:
+    """An endpoint deployment "host:port[/sni]" as (host, sni); sni is "" when none was sent."""
+    hostport, _, sni = location.partition("/")
+    return hostport.rsplit(":", 1)[0].strip("[]"), sni
+
+
 def covers(pattern: str, kind: str, location: str) -> bool:
     """Whether a device's match pattern names a place: exactly, as a prefix ending in "*", or an endpoint's host."""
     if location == pattern or (pattern.endswith("*") and location.startswith(pattern[:-1])):
         return True
-    if kind != DeploymentKind.ENDPOINT.value:
-        return False
-    hostport, _, sni = location.partition("/")
-    host = hostport.rsplit(":", 1)[0].strip("[]")
-    return pattern in (host, sni)
+    return kind == DeploymentKind.ENDPOINT.value and pattern in endpoint_names(location)
 
 
 def _device_for(ctx: Context, place: Place) -> int | None:
@@ -396,6 +399,42 @@ def assets_of(ctx: Context, c: Certificate) -> list[Asset]:
 def deployments_of(ctx: Context, c: Certificate) -> list[CertDeployment]:
     stmt = select(CertDeployment).where(CertDeployment.cert_id == c.id).order_by(CertDeployment.id)
     return list(ctx.session.scalars(stmt))
+
+
+def renewals_of(ctx: Context, c: Certificate) -> list[CertRenewal]:
+    stmt = select(CertRenewal).where(CertRenewal.cert_id == c.id).order_by(CertRenewal.id.desc())
+    return list(ctx.session.scalars(stmt))
+
+
+def certificate_detail(ctx: Context, ref: str | int) -> dict[str, Any]:
+    """One certificate with what relies on it, where it is and its renewals: the API's and the CLI's view."""
+    c = get_certificate(ctx, ref)
+    view = cert_view(c)
+    view["assets"] = [a.external_id for a in assets_of(ctx, c)]
+    view["deployments"] = [
+        {
+            "kind": d.kind,
+            "location": d.location,
+            "device_id": d.device_id,
+            "current": d.current,
+            "first_seen_at": d.first_seen_at,
+            "last_seen_at": d.last_seen_at,
+        }
+        for d in deployments_of(ctx, c)
+    ]
+    view["renewals"] = [
+        {
+            "id": r.id,
+            "method": r.method,
+            "status": r.status,
+            "attempts": r.attempts,
+            "last_error": r.last_error,
+            "next_attempt_at": r.next_attempt_at,
+            "new_cert_id": r.new_cert_id,
+        }
+        for r in renewals_of(ctx, c)
+    ]
+    return view
 
 
 def chain_of(ctx: Context, c: Certificate) -> list[Certificate]:

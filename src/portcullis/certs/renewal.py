@@ -468,8 +468,3 @@ def run_renewals(
         )
         due = list(s.scalars(stmt.order_by(CertRenewal.id)))
     return [attempt(rt, rid, responder) for rid in due]
-
-
-def renewals_of(ctx: Context, c: Certificate) -> list[CertRenewal]:
-    stmt = select(CertRenewal).where(CertRenewal.cert_id == c.id).order_by(CertRenewal.id.desc())
-    return list(ctx.session.scalars(stmt))

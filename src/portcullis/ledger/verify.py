@@ -107,15 +107,12 @@ _SELECT_RANGE = (
 )
 
 
-def _chunks(session: Session, stream_id: int, start: int) -> Iterator[Sequence[Any]]:
-    """Records in seq order, a range of seqs at a time, straight from the driver.
+def _chunks(session: Session, stream_id: int, start: int, last: int | None) -> Iterator[Sequence[Any]]:
+    """Records in seq order up to `last`, a range of seqs at a time, straight from the driver.
 
     Verification reads every record, so SQLAlchemy's per-row objects would cost
     more than the hashing; ranges by seq keep each query an index range scan.
     """
-    last = session.scalar(
-        select(LedgerRecord.seq).where(LedgerRecord.stream_id == stream_id).order_by(LedgerRecord.seq.desc()).limit(1)
-    )
     if last is None:
         return
     raw = session.connection().connection
@@ -190,7 +187,7 @@ def verify_stream(
             return report
         frontier = joined
         return _finish(session, stream, signed, frontier, report)
-    for rows in _chunks(session, stream.id, start):
+    for rows in _chunks(session, stream.id, start, last):
         if not rows:
             continue
         if rows[0][0] != expected or rows[-1][0] != expected + len(rows) - 1:

@@ -23,9 +23,9 @@ from portcullis.certs.register import (
     get_certificate,
     page_certificates,
     register_certificate,
+    renewals_of,
     retire_certificate,
 )
-from portcullis.certs.renewal import renewals_of
 from portcullis.core.errors import PortcullisError, ValidationFailed
 from portcullis.core.permissions import Permission
 from portcullis.inventory.models import Person
