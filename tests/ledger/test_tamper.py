@@ -42,13 +42,16 @@ def _checkpoint(rt: Runtime) -> str:
 
 
 # How the tests verify: in this process, or in aligned ranges on forked workers (the way long streams are
-# verified), with ranges made small enough that the 100 records here span four of them.
+# verified), with ranges made small enough that the 100 records here span four of them. Either way chunks are
+# made 32 records wide, so that whole chunks are hashed level by level (with a tile level inside them) and
+# the partial tail leaf by leaf.
 _PROCESSES = {"n": 1}
 
 
 @pytest.fixture(params=["one process", "ranges"], autouse=True)
 def verify_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     calls = {"ranges": 0}
+    monkeypatch.setattr(verify_ranges, "CHUNK_LEVEL", 5)
     if request.param == "ranges":
         run = verify_ranges.run
 

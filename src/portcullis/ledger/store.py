@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portcullis.core.bulk import insert_rows
+from portcullis.core.collector import collector_paused
 from portcullis.core.errors import NotFound
 from portcullis.ledger import merkle
 from portcullis.ledger.models import LedgerRecord, LedgerStream
@@ -67,21 +68,19 @@ def _bind_time(session: Session, now: datetime) -> Any:
 def append_entries(session: Session, stream: LedgerStream, entries: Sequence[Entry], now: datetime) -> int:
     """Append records to a locked stream; returns the index of the first one."""
     sha = hashlib.sha256
-    leaves = [sha(b"\x00" + e.data).digest() for e in entries]
-    return _append(
-        session,
-        stream,
-        leaves,
-        [(e.data, h, e.action, e.object_type, e.object_id) for e, h in zip(entries, leaves, strict=True)],
-        now,
-    )
+    with collector_paused():
+        leaves = [sha(b"\x00" + e.data).digest() for e in entries]
+        cells = [(e.data, h, e.action, e.object_type, e.object_id) for e, h in zip(entries, leaves, strict=True)]
+        return _append(session, stream, leaves, cells, now)
 
 
 def append_hashed(
     session: Session, stream: LedgerStream, payloads: Sequence[bytes], leaves: Sequence[bytes], now: datetime
 ) -> int:
     """Append records whose leaf hashes the caller computed (ingestion does it in another process)."""
-    return _append(session, stream, leaves, [(p, h, "", "", "") for p, h in zip(payloads, leaves, strict=True)], now)
+    with collector_paused():
+        cells = [(p, h, "", "", "") for p, h in zip(payloads, leaves, strict=True)]
+        return _append(session, stream, leaves, cells, now)
 
 
 def _append(

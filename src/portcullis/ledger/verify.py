@@ -4,22 +4,18 @@ is found and located."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portcullis.core.errors import NotFound
 from portcullis.ledger import merkle, verify_ranges
-from portcullis.ledger.models import LedgerCheckpoint, LedgerNode, LedgerRecord, LedgerStream
+from portcullis.ledger.models import LedgerCheckpoint, LedgerRecord, LedgerStream
 from portcullis.ledger.note import Checkpoint, NoteError, VerifierKey, open_note
 from portcullis.ledger.store import TILE, StoredTree
-
-CHUNK = 20_000
 
 
 @dataclass(frozen=True)
@@ -54,9 +50,7 @@ class StreamReport:
             "records_checked": self.records,
             "checkpoints_checked": self.checkpoints,
             "ok": self.ok,
-            "problems": [
-                {"index": p.index, "kind": p.kind, "detail": p.detail} for p in self.problems
-            ],
+            "problems": [{"index": p.index, "kind": p.kind, "detail": p.detail} for p in self.problems],
         }
 
 
@@ -102,39 +96,6 @@ def _signed_checkpoints(
     return out
 
 
-_SELECT_RANGE = (
-    "SELECT seq, payload, leaf_hash FROM ledger_record WHERE stream_id = ? AND seq >= ? AND seq < ? ORDER BY seq"
-)
-
-
-def _chunks(session: Session, stream_id: int, start: int, last: int | None) -> Iterator[Sequence[Any]]:
-    """Records in seq order up to `last`, a range of seqs at a time, straight from the driver.
-
-    Verification reads every record, so SQLAlchemy's per-row objects would cost
-    more than the hashing; ranges by seq keep each query an index range scan.
-    """
-    if last is None:
-        return
-    raw = session.connection().connection
-    sql = _SELECT_RANGE.replace("?", "%s") if session.get_bind().dialect.paramstyle != "qmark" else _SELECT_RANGE
-    # psycopg: binary results, so bytea arrives as bytes without the hex text decoding of the default.
-    postgres = session.get_bind().dialect.name == "postgresql"
-    cur = raw.cursor(binary=True) if postgres else raw.cursor()
-    try:
-        lo = start
-        while lo <= last:
-            cur.execute(sql, (stream_id, lo, lo + CHUNK))
-            yield cur.fetchall()  # sqlite3 and psycopg both hand BLOB/bytea back as bytes
-            lo += CHUNK
-    finally:
-        cur.close()
-
-
-def _tile_nodes(session: Session, stream_id: int) -> dict[tuple[int, int], bytes]:
-    q = select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).where(LedgerNode.stream_id == stream_id)
-    return {(lvl, idx): h for lvl, idx, h in session.execute(q)}
-
-
 def verify_stream(
     session: Session,
     stream: LedgerStream,
@@ -165,66 +126,25 @@ def verify_stream(
                     Problem(name, None, "checkpoint-mismatch", f"the purged prefix does not match {cp.label}")
                 )
                 return report
-    nodes = _tile_nodes(session, stream.id)
-    good_upto = start  # the largest size shown to match a checkpoint so far
-    sha = hashlib.sha256
-    expected = start
-
-    def fail(index: int | None, kind: str, detail: str) -> StreamReport:
-        report.problems.append(Problem(name, index, kind, detail))
-        return report
-
     sizes = sorted(by_size)
     last = session.scalar(
         select(LedgerRecord.seq).where(LedgerRecord.stream_id == stream.id).order_by(LedgerRecord.seq.desc()).limit(1)
     )
+    stop = start if last is None else last + 1
     processes = verify_ranges.workers() if parallel is None else parallel
-    if start == 0 and last is not None and processes > 1 and last + 1 >= 2 << verify_ranges.RANGE_LEVEL:
+    raw = session.connection().connection.driver_connection
+    if start == 0 and processes > 1 and stop >= 2 << verify_ranges.RANGE_LEVEL:
         url = session.connection().engine.url.render_as_string(hide_password=False)
-        results = verify_ranges.run(url, nodes, stream.id, 0, last + 1, sizes, processes)
-        joined = _join(name, results, by_size, nodes, report)
-        if joined is None:
-            return report
-        frontier = joined
-        return _finish(session, stream, signed, frontier, report)
-    for rows in _chunks(session, stream.id, start, last):
-        if not rows:
-            continue
-        if rows[0][0] != expected or rows[-1][0] != expected + len(rows) - 1:
-            missing = next((expected + k for k, r in enumerate(rows) if r[0] != expected + k), expected + len(rows))
-            return fail(missing, "missing", f"record {missing} is not stored (deleted, or the rest renumbered)")
-        leaves = [sha(b"\x00" + p).digest() for _, p, _ in rows]
-        stored = [h for _, _, h in rows]
-        if leaves != stored:
-            bad = next(k for k in range(len(rows)) if leaves[k] != stored[k])
-            seq = expected + bad
-            return fail(seq, "changed", f"record {seq}: its payload does not match the leaf hash stored with it")
-        # Extend the tree up to each checkpoint size inside this chunk, checking as we go.
-        pos = 0
-        end = expected + len(rows)
-        for size in sorted({z for z in sizes if expected < z <= end} | {end}):
-            for level, idx, node in frontier.extend(leaves[pos : size - expected], TILE):
-                if level % TILE == 0 and nodes.get((level, idx)) != node:
-                    first = idx << level
-                    return fail(
-                        first,
-                        "subtree",
-                        f"records {first}..{((idx + 1) << level) - 1} hash differently from when they were "
-                        "appended: one of them was changed, inserted or moved",
-                    )
-            pos = size - expected
-            for cp in by_size.get(size, ()):
-                if frontier.root() != cp.root:
-                    return fail(
-                        good_upto,
-                        "checkpoint-mismatch",
-                        f"the first {size} records do not match {cp.label}: a record from {good_upto} on was "
-                        "changed, inserted, removed or reordered",
-                    )
-                good_upto = size
-        report.records += len(rows)
-        expected = end
-    return _finish(session, stream, signed, frontier, report)
+        results = verify_ranges.run(url, stream.id, 0, stop, sizes, processes)
+        nodes = verify_ranges.tile_nodes(raw, stream.id, 0, stop, above=verify_ranges.RANGE_LEVEL)
+    else:
+        nodes = verify_ranges.tile_nodes(raw, stream.id, 0, stop)
+        tree = merkle.Frontier(frontier.size, list(frontier.hashes))  # verify_range extends its own copy
+        results = [verify_ranges.verify_range(raw, stream.id, start, stop, sizes, nodes, tree)] if stop > start else []
+    joined = _join(name, results, by_size, nodes, report, frontier)
+    if joined is None:
+        return report
+    return _finish(session, stream, signed, joined, report)
 
 
 def _finish(
@@ -294,10 +214,11 @@ def _join(
     by_size: dict[int, list[_Signed]],
     nodes: dict[tuple[int, int], bytes],
     report: StreamReport,
+    frontier: merkle.Frontier,
 ) -> merkle.Frontier | None:
-    """Join the ranges in order as the one-process pass would meet them; None once a problem is reported."""
-    frontier = merkle.Frontier()
-    good_upto = 0
+    """Join the ranges in order, as a record-by-record pass would meet them, onto `frontier` (the tree
+    before the first); the whole tree's frontier, or None once a problem is reported."""
+    good_upto = frontier.size
 
     def fail(index: int, kind: str, detail: str) -> None:
         report.problems.append(Problem(name, index, kind, detail))
@@ -306,9 +227,12 @@ def _join(
         stop_at = r.problem[0] if r.problem else r.lo + r.count
         # Checkpoints inside the range, up to where it went wrong, from the frontier joined so far.
         for size in sorted(z for z in r.snapshots if z <= stop_at):
-            at = merkle.Frontier(frontier.size, list(frontier.hashes))
-            for level, h in verify_ranges.subtrees(r.lo, size - r.lo, r.snapshots[size]):
-                at.append_subtree(level, h)
+            if r.whole_tree:
+                at = merkle.Frontier(size, r.snapshots[size])
+            else:
+                at = merkle.Frontier(frontier.size, list(frontier.hashes))
+                for level, h in verify_ranges.subtrees(r.lo, size - r.lo, r.snapshots[size]):
+                    at.append_subtree(level, h)
             for cp in by_size.get(size, ()):
                 if at.root() != cp.root:
                     fail(
@@ -322,6 +246,10 @@ def _join(
         if r.problem is not None:
             fail(*r.problem)
             return None
+        report.records += r.count
+        if r.whole_tree:  # the range went on from `frontier` and checked every node it completed
+            frontier = merkle.Frontier(r.lo + r.count, r.hashes)
+            continue
         for level, h in verify_ranges.subtrees(r.lo, r.count, r.hashes):
             for lvl, idx, node in frontier.append_subtree(level, h):
                 if lvl > verify_ranges.RANGE_LEVEL and lvl % TILE == 0 and nodes.get((lvl, idx)) != node:
@@ -333,7 +261,6 @@ def _join(
                         "appended: one of them was changed, inserted or moved",
                     )
                     return None
-        report.records += r.count
         if r.gap_after and any(later.count or later.problem for later in results[k + 1 :]):
             missing = r.lo + r.count
             fail(missing, "missing", f"record {missing} is not stored (deleted, or the rest renumbered)")
