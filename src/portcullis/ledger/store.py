@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import select
@@ -56,6 +57,9 @@ class Entry:
 # Fixed statements; only the driver's placeholder style is filled in.
 _RECORD_COLUMNS = ("stream_id", "seq", "recorded_at", "payload", "leaf_hash", "action", "object_type", "object_id")
 _NODE_COLUMNS = ("stream_id", "level", "idx", "hash")
+# One run of consecutive leaf hashes or tile nodes, as a range scan of the table's index (for proofs).
+_LEAF_RUN = "SELECT 0, seq, leaf_hash FROM ledger_record WHERE stream_id = ? AND seq BETWEEN ? AND ?"
+_NODE_RUN = "SELECT level, idx, hash FROM ledger_node WHERE stream_id = ? AND level = ? AND idx BETWEEN ? AND ?"
 
 
 def _bind_time(session: Session, now: datetime) -> Any:
@@ -147,25 +151,18 @@ class StoredTree:
         mark = "?" if self.session.get_bind().dialect.paramstyle == "qmark" else "%s"
         cur = self.session.connection().connection.cursor()
         try:
-            leaves = sorted(i for lvl, i in want if lvl == 0)
-            for chunk in _chunks(leaves, 500):
-                cur.execute(
-                    f"SELECT seq, leaf_hash FROM ledger_record WHERE stream_id = {mark} "  # noqa: S608 - placeholders only
-                    f"AND seq IN ({', '.join([mark] * len(chunk))})",
-                    (self.stream_id, *chunk),
+            # Each level's wanted hashes come in a few runs of consecutive indexes (the siblings under one
+            # tile), so each run is one range scan of an index, and the runs of a proof one UNION ALL query.
+            by_level: dict[int, list[int]] = {}
+            for level, idx in want:
+                by_level.setdefault(level, []).append(idx)
+            runs = [(level, a, b) for level in sorted(by_level) for a, b in _runs(by_level[level])]
+            for part in _chunks(runs, 100):
+                sql = " UNION ALL ".join(_NODE_RUN if lvl else _LEAF_RUN for lvl, _, _ in part).replace("?", mark)
+                params = chain.from_iterable(
+                    (self.stream_id, lvl, a, b) if lvl else (self.stream_id, a, b) for lvl, a, b in part
                 )
-                for seq, h in cur.fetchall():
-                    self._hashes[(0, seq)] = bytes(h)
-            levels = sorted({lvl for lvl, _ in want if lvl > 0})
-            idxs = sorted({i for lvl, i in want if lvl > 0})
-            # level IN (...) AND idx IN (...) walks the primary key; the few extra
-            # combinations it returns are harmless.
-            for chunk in _chunks(idxs, 500):
-                cur.execute(
-                    f"SELECT level, idx, hash FROM ledger_node WHERE stream_id = {mark} "  # noqa: S608 - placeholders only
-                    f"AND level IN ({', '.join([mark] * len(levels))}) AND idx IN ({', '.join([mark] * len(chunk))})",
-                    (self.stream_id, *levels, *chunk),
-                )
+                cur.execute(sql, tuple(params))
                 for level, idx, h in cur.fetchall():
                     self._hashes[(level, idx)] = bytes(h)
         finally:
@@ -225,6 +222,17 @@ class StoredTree:
 
     def consistency_proof(self, size1: int) -> list[bytes]:
         return list(self._prefetched(lambda mth: merkle.consistency_proof(mth, size1, self.size)))
+
+
+def _runs(indexes: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, distinct indexes as runs of consecutive ones, (first, last) inclusive."""
+    out: list[tuple[int, int]] = []
+    for i in sorted(indexes):
+        if out and out[-1][1] + 1 == i:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out
 
 
 def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
