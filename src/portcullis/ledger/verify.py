@@ -243,23 +243,17 @@ def _join(
                     )
                     return None
                 good_upto = size
+        report.records += r.count  # checked before any problem the range met
         if r.problem is not None:
             fail(*r.problem)
             return None
-        report.records += r.count
         if r.whole_tree:  # the range went on from `frontier` and checked every node it completed
             frontier = merkle.Frontier(r.lo + r.count, r.hashes)
             continue
         for level, h in verify_ranges.subtrees(r.lo, r.count, r.hashes):
             for lvl, idx, node in frontier.append_subtree(level, h):
                 if lvl > verify_ranges.RANGE_LEVEL and lvl % TILE == 0 and nodes.get((lvl, idx)) != node:
-                    first = idx << lvl
-                    fail(
-                        first,
-                        "subtree",
-                        f"records {first}..{((idx + 1) << lvl) - 1} hash differently from when they were "
-                        "appended: one of them was changed, inserted or moved",
-                    )
+                    fail(*verify_ranges.subtree_problem(idx, lvl))
                     return None
         if r.gap_after and any(later.count or later.problem for later in results[k + 1 :]):
             missing = r.lo + r.count

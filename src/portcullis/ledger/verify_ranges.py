@@ -105,12 +105,13 @@ def tile_nodes(raw: Any, stream_id: int, lo: int, hi: int, above: int = 0) -> di
     return out
 
 
-def _subtree_problem(first: int, level: int) -> Problem:
-    start = first << level
+def subtree_problem(idx: int, level: int) -> Problem:
+    """Stored tile node (level, idx) differs from the one recomputed from the records under it."""
+    start = idx << level
     return (
         start,
         "subtree",
-        f"records {start}..{((first + 1) << level) - 1} hash differently from when they were appended: "
+        f"records {start}..{((idx + 1) << level) - 1} hash differently from when they were appended: "
         "one of them was changed, inserted or moved",
     )
 
@@ -126,7 +127,7 @@ class _Checker:
         nodes, offset = self.nodes, self.offset
         for level, idx, node in done:
             if level % TILE == 0 and nodes.get((level, (offset >> level) + idx)) != node:
-                return _subtree_problem((offset >> level) + idx, level)
+                return subtree_problem((offset >> level) + idx, level)
         return None
 
 
@@ -158,7 +159,7 @@ def _first_bad_tile(
         stored = [nodes.get((level, first + k)) for k in range(len(got))]
         if stored != got:
             k = next(k for k in range(len(got)) if stored[k] != got[k])
-            found.append(((k + 1) << level, level, _subtree_problem(first + k, level)))
+            found.append(((k + 1) << level, level, subtree_problem(first + k, level)))
     if not found:
         return None
     done_at, _, problem = min(found)  # completed first; at the same leaf, the lower level first
