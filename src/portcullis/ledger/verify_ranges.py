@@ -203,7 +203,7 @@ def _aligned_chunk(
     before = frontier.hashes
     for z in inside:
         m = z - start
-        if m >= met_at:
+        if m >= met_at or m == len(leaves):  # the chunk's end is snapshotted once the frontier holds it
             break
         # The frontier at size z: the one before the chunk, then the chunk's perfect subtrees covering m leaves.
         result.snapshots[z] = before + [levels[b][(m >> b) - 1] for b in range(top, -1, -1) if m >> b & 1]
